@@ -312,6 +312,25 @@ def write_outputs(results: dict, examples: list[dict], output_dir: str | Path, t
     return out
 
 
+def attach_saved_scores(examples: list[dict], predictions_path: str | Path) -> None:
+    """Step scores from an earlier run's predictions.jsonl, matched by id, so a threshold can be re-chosen
+    without scoring again."""
+    saved = {}
+    for i, row in enumerate(read_rows(predictions_path)):
+        if not isinstance(row.get("step_scores"), list):
+            raise ValueError(f"{predictions_path}: row {i}, field 'step_scores': no step scores to reuse")
+        saved[(row["subset"], row["id"])] = [
+            float("nan") if s is None else float(s) for s in row["step_scores"]
+        ]
+    for e in examples:
+        scores = saved.get((e["subset"], e["id"]))
+        if scores is None or len(scores) != len(e["steps"]):
+            raise ValueError(
+                f"{predictions_path}: no step scores for {e['subset']}/{e['id']} ({len(e['steps'])} steps)"
+            )
+        e["step_scores"] = scores
+
+
 def run(
     scorer,
     examples: list[dict],
@@ -322,7 +341,7 @@ def run(
     title: str = "scorer",
     extra: dict | None = None,
 ) -> dict:
-    mode = score_examples(scorer, examples, batch_size)
+    mode = "scores" if scorer is None else score_examples(scorer, examples, batch_size)
     results = evaluate(examples, threshold, tune_on, mode)
     results = {"benchmark": "processbench", **(extra or {}), **results}
     if getattr(scorer, "unscored_steps", 0):
@@ -337,7 +356,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--scorer", required=True, help="Scorer directory written by `rewardmodels export`.")
+    parser.add_argument("--scorer", default=None, help="Scorer directory written by `rewardmodels export`.")
+    parser.add_argument(
+        "--reuse-scores",
+        default=None,
+        metavar="PREDICTIONS_JSONL",
+        help="Take step scores from an earlier run's predictions.jsonl instead of scoring (e.g. to tune t).",
+    )
     parser.add_argument(
         "--dataset", nargs="+", default=[], help="Local ProcessBench files (official schema, .json/.jsonl)."
     )
@@ -368,15 +393,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    from rewardmodels.scorers import load_scorer
-
+    if bool(args.scorer) == bool(args.reuse_scores):
+        parser.error("give exactly one of --scorer and --reuse-scores")
     hub = list(HUB_SUBSETS) if args.hub == [] else (args.hub or [])
     examples = load_examples(args.dataset, hub, args.limit)
-    kwargs = {"max_length": args.max_length} if args.max_length else {}
-    scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype, **kwargs)
-    name = Path(args.scorer).resolve().name
+    if args.reuse_scores:
+        attach_saved_scores(examples, args.reuse_scores)
+        scorer, name = None, Path(args.reuse_scores).resolve().parent.name
+    else:
+        from rewardmodels.scorers import load_scorer
+
+        kwargs = {"max_length": args.max_length} if args.max_length else {}
+        scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype, **kwargs)
+        name = Path(args.scorer).resolve().name
     output_dir = args.output_dir or Path("results") / "processbench" / name
-    extra = {"scorer": str(args.scorer), "datasets": list(args.dataset), "hub_subsets": hub}
+    extra = {
+        "scorer": str(args.scorer or args.reuse_scores),
+        "datasets": list(args.dataset),
+        "hub_subsets": hub,
+    }
+    if args.reuse_scores:
+        extra["scores_reused_from"] = str(args.reuse_scores)
     if args.limit:
         extra["limit"] = args.limit
     results = run(

@@ -993,6 +993,13 @@ def build_scorer(args) -> tuple[Any, dict]:
             use_chat_template=template,
             trust_remote_code=args.trust_remote_code,
         )
+        labels = getattr(getattr(scorer.model, "config", None), "num_labels", 1)
+        if labels != 1:
+            raise SystemExit(
+                f"{args.model} has a {labels}-way classification head, not a single reward output. A plain "
+                "causal LM gets a fresh random head here: train and export a scorer first, or score it as a "
+                "DPO policy with --ref-model / --ref-free"
+            )
         desc = {"mode": "hf_model", "model": args.model}
         name = args.model
     desc.update(

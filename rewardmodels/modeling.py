@@ -102,7 +102,17 @@ def flash_attn_available() -> bool:
 
 
 def choose_attn_implementation(requested: str | None, device_type: str) -> str:
-    """flash_attention_2 on CUDA when flash-attn is importable, sdpa otherwise; an explicit choice wins."""
+    """flash_attention_2 on CUDA when flash-attn is importable, sdpa otherwise; an explicit choice wins,
+    except flex_attention on CPU (see below)."""
+    if requested == "flex_attention" and device_type == "cpu":
+        # Measured with torch 2.13 CPU: the first call of torch.compile(flex_attention) after each
+        # recompile for a new shape returned outputs off by more than 1.0 (head dim 8-16, short rows), so
+        # training would silently use wrong attention. sdpa with the segmented kernel packs trees exactly.
+        raise ValueError(
+            "attn_implementation='flex_attention' is refused on CPU: torch's compiled CPU flex kernel gave wrong "
+            "results here on the first call for each new shape. Use sdpa (tree packing runs through the "
+            "segmented sdpa kernel) or run flex_attention on CUDA"
+        )
     if requested and requested != "auto":
         return requested
     if device_type == "cuda" and flash_attn_available():

@@ -9,6 +9,7 @@ are tested at the boundary that runs on CPU: the arguments built and the dispatc
 from __future__ import annotations
 
 import types
+import warnings
 
 import pytest
 import torch
@@ -27,6 +28,8 @@ from rewardmodels.packing import (
     PackedSequenceCollator,
     allowed_attention,
     first_fit_decreasing,
+    flex_block_mask,
+    group_blocks,
     make_pair_collator,
     packed_step_collator,
     packing_attention_for,
@@ -100,6 +103,14 @@ def test_tree_that_exceeds_the_budget_is_split_into_two_sequences():
     features = [{"prefix_ids": [1, 2, 3], "chosen_ids": [4, 5], "rejected_ids": [6]}]
     batch = PackedPairCollator(pad_token_id=0, token_budget=5, tree=True)(features)
     assert sorted(batch["input_ids"].tolist()) == [[1, 2, 3, 4, 5], [1, 2, 3, 6, 0]]
+
+
+def test_group_blocks_trades_padding_against_calls():
+    sizes = [(10, 10), (100, 100), (10, 10)]
+    # A cheap call: the long block alone, the two short ones together (no padding at all).
+    assert group_blocks(sizes, call_cost=1) == [[1], [0, 2]]
+    # A very expensive call: everything in one padded group.
+    assert group_blocks(sizes, call_cost=10**9) == [[1, 0, 2]]
 
 
 def test_first_fit_decreasing_by_hand():
@@ -422,25 +433,30 @@ def test_flex_batch_builds_a_block_mask_when_flex_is_available():
     assert block.shape[-2:] == (5, 5) or block.seq_lengths == (5, 5)
 
 
-def test_flex_attention_tree_packing_is_exact_on_cpu_inference(tiny_llama, tiny_tokenizer):
-    """flex_attention compiles on CPU for inference (torch has no CPU flex backward), which is enough to check
-    that the BlockMask built from doc and branch ids gives the padded result."""
-    import shutil
+def test_flex_mask_mod_gives_the_padded_tree_attention():
+    """Eager (uncompiled) flex_attention with our BlockMask against sdpa with the dense tree mask, on a packed
+    row of two trees: the mask_mod must allow exactly what `allowed_attention` allows."""
+    from torch.nn.attention.flex_attention import flex_attention
 
-    pytest.importorskip("torch.nn.attention.flex_attention")
-    if shutil.which("cc") is None and shutil.which("gcc") is None:
-        pytest.skip("torch.compile on CPU needs a C compiler for flex_attention")
-    features = _pairs(tiny_tokenizer)
-    pad = tiny_tokenizer.pad_token_id
+    features = [
+        {"prefix_ids": [1, 2, 3], "chosen_ids": [4, 5], "rejected_ids": [6]},
+        {"prefix_ids": [7], "chosen_ids": [8, 9, 10], "rejected_ids": [11, 12]},
+    ]
+    batch = PackedPairCollator(pad_token_id=0, attention="flex")(features)
+    doc, branch = batch["packed_doc_ids"], batch["packed_branch_ids"]
+    length = doc.shape[1]
     torch.manual_seed(0)
-    sdpa = load_reward_model(str(tiny_llama), tiny_tokenizer, attn_implementation="sdpa")
-    torch.manual_seed(0)
-    flex = load_reward_model(str(tiny_llama), tiny_tokenizer, attn_implementation="flex_attention")
-    batch = PackedPairCollator(pad, attention="flex")(features)
-    with torch.no_grad():
-        ref = rewards_at(sdpa, PaddedPairCollator(pad)(features))
-        got = rewards_at(flex, batch)
-    torch.testing.assert_close(got, ref, atol=TOL, rtol=0)
+    q, k, v = (torch.randn(doc.shape[0], 2, length, 8) for _ in range(3))
+    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed_attention(doc, branch))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # flex warns that it runs uncompiled; exact, which is what we test
+        got = flex_attention(q, k, v, block_mask=flex_block_mask(doc, branch))
+    torch.testing.assert_close(got, dense, atol=1e-6, rtol=0)
+
+
+def test_flex_attention_is_refused_on_cpu(tiny_llama, tiny_tokenizer):
+    with pytest.raises(ValueError, match="flex_attention' is refused on CPU"):
+        load_reward_model(str(tiny_llama), tiny_tokenizer, attn_implementation="flex_attention", device_type="cpu")
 
 
 # ---------------------------------------------------------------- the BT trainer's choice
@@ -511,3 +527,25 @@ def test_bt_trainer_uses_plain_packing_without_shared_prefixes(tiny_llama, tmp_p
     assert isinstance(trainer.data_collator, PackedPairCollator)
     assert not trainer.data_collator.tree
     assert trainer.training_manifest["packing"] == "packed"
+
+
+def test_segmented_kernel_is_exact_with_many_block_groups(tiny_qwen2, tiny_tokenizer, monkeypatch):
+    """With a near-free call cost every differently sized block gets its own padded group: the gather and
+    scatter across many groups must still give the padded result."""
+    import rewardmodels.packing as packing
+
+    monkeypatch.setattr(packing, "_CALL_COST", 1)
+    features = _pairs(tiny_tokenizer)
+    pad = tiny_tokenizer.pad_token_id
+    model = load_reward_model(str(tiny_qwen2), tiny_tokenizer)
+    batch = PackedPairCollator(pad, attention="segments")(features)
+    groups, source = packing._block_groups(batch["packed_segments"], batch["input_ids"].shape[1])
+    assert len(groups) > 3
+    # One row, no padding: every token's output comes from its own slot, none from the zero row.
+    zero_row = sum(g.q_index.numel() for g in groups)
+    assert len(set(source.tolist())) == len(source) and source.max() < zero_row
+    ref = _loss_and_grads(model, PaddedPairCollator(pad)(features))
+    got = _loss_and_grads(model, batch)
+    torch.testing.assert_close(got[0], ref[0], atol=TOL, rtol=0)
+    for name, grad in got[2].items():
+        torch.testing.assert_close(grad, ref[2][name], atol=TOL, rtol=1e-4, msg=name)

@@ -26,6 +26,11 @@ def test_prm800k_train_export_processbench(tmp_path):
     ])  # fmt: skip
     assert rc == 0
     assert cli(["export", str(run), "-o", str(scorer)]) == 0
+    # 5 erroneous and 5 correct rows, so that both accuracies (and F1) are defined
+    rows = json.loads(bench.read_text())
+    rows = [r for r in rows if r["label"] != -1][:5] + [r for r in rows if r["label"] == -1][:5]
+    data = tmp_path / "processbench_gsm8k.json"
+    data.write_text(json.dumps(rows))
     out = tmp_path / "pb"
     assert (
         cli(
@@ -35,9 +40,7 @@ def test_prm800k_train_export_processbench(tmp_path):
                 "--scorer",
                 str(scorer),
                 "--dataset",
-                str(bench),
-                "--limit",
-                "10",
+                str(data),
                 "--output-dir",
                 str(out),
             ]
@@ -45,7 +48,10 @@ def test_prm800k_train_export_processbench(tmp_path):
         == 0
     )
     results = json.loads((out / "results.json").read_text())
-    assert results["subsets"]["gsm8k"]["n"] == 10 and results["average"]["f1"] is not None
+    sub = results["subsets"]["gsm8k"]
+    assert (sub["n"], sub["n_erroneous"], sub["n_correct"]) == (10, 5, 5) and results["average"][
+        "f1"
+    ] is not None
 
 
 def test_mc_labeller_reuses_its_cache(tmp_path, capsys):

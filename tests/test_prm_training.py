@@ -263,6 +263,26 @@ def test_processbench_cli_on_an_exported_scorer(exported, tmp_path):
     assert "| synth |" in (out / "results.md").read_text()
 
 
+def test_best_of_n_cli_on_an_exported_scorer(exported, tmp_path):
+    from rewardmodels.eval.best_of_n import main as bon_main
+
+    rows = [
+        {"id": "q1", "problem": "Compute 2 + 3.", "answer": "5", "candidates": ["2 + 3 = 5\n\\boxed{5}", "2 + 3 = 6\n\\boxed{6}"]},
+        {"id": "q2", "problem": "Compute 4 - 1.", "answer": "3", "candidates": ["4 - 1 = 2\n\\boxed{2}", "4 - 1 = 3\n\\boxed{3}"]},
+    ]  # fmt: skip
+    path = tmp_path / "cands.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "bon"
+    assert bon_main(["--scorer", str(exported[2]), "--candidates", str(path), "--output-dir", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    per = [json.loads(x) for x in (out / "per_problem.jsonl").read_text().splitlines()]
+    # one right and one wrong candidate per problem: the oracle and random choice follow from that alone
+    assert results["pass_at_n"] == 1.0 and results["random"] == 0.5 and results["weights"] == "raw"
+    # top-1 follows from the scorer's own scores, written per problem
+    right = [p["correct"][max(range(2), key=lambda i: (p["scores"][i], -i))] for p in per]
+    assert results["top1"] == sum(right) / 2
+
+
 # ---- checkpoints: resume and the non-finite-loss guard -----------------------------------------------------------
 
 

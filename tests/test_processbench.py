@@ -189,3 +189,25 @@ def test_bad_rows_are_named(tmp_path):
     path.write_text(json.dumps({"problem": "p", "steps": ["a"], "label": 3}) + "\n")
     with pytest.raises(ValueError, match=r"row 0, field 'label'"):
         pb.load_examples([str(path)])
+
+
+def test_saved_scores_can_be_reused_to_tune_the_threshold(tmp_path):
+    data = [
+        {"id": "g-0", "problem": "p0", "steps": ["a", "b"], "label": 1},
+        {"id": "g-1", "problem": "p1", "steps": ["a", "b"], "label": -1},
+    ]
+    path = tmp_path / "processbench_gsm8k.json"
+    path.write_text(json.dumps(data))
+    scorer = FixedPRM({"p0": [0.9, 0.6], "p1": [0.8, 0.7]})
+    pb.run(scorer, pb.load_examples([str(path)]), tmp_path / "first", threshold=0.5)
+    first = json.loads((tmp_path / "first" / "results.json").read_text())
+    assert first["subsets"]["gsm8k"]["acc_erroneous"] == 0.0  # 0.6 is not below 0.5
+    out = tmp_path / "tuned"
+    argv = ["--reuse-scores", str(tmp_path / "first" / "predictions.jsonl"), "--dataset", str(path)]
+    assert pb.main([*argv, "--tune-threshold-on", "gsm8k", "--output-dir", str(out)]) == 0
+    tuned = json.loads((out / "results.json").read_text())
+    # t in (0.6, 0.7] gets both right; the candidate there is the midpoint 0.65
+    assert tuned["threshold"] == pytest.approx(0.65) and tuned["subsets"]["gsm8k"]["f1"] == 1.0
+    assert tuned["scores_reused_from"].endswith("predictions.jsonl") and "in-sample" in tuned["note"]
+    with pytest.raises(SystemExit):
+        pb.main(["--dataset", str(path)])  # neither --scorer nor --reuse-scores

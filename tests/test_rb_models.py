@@ -289,3 +289,18 @@ def test_resume_with_a_real_model_gives_byte_identical_files(tiny_scorer_dir, fi
     assert out.scored_examples == len(PROMPTS) - 2
     for name in (rb.RESULTS_NAME, rb.EXAMPLES_NAME):
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "full" / name).read_bytes()
+
+
+def test_model_without_a_single_reward_output_is_refused(tiny_llama, fixture_file, tmp_path):
+    with pytest.raises(SystemExit, match="2-way classification head"):
+        rb.main(
+            [
+                "--model",
+                str(tiny_llama),
+                "--dataset",
+                str(fixture_file),
+                "--output-dir",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )

@@ -262,7 +262,8 @@ def test_synthetic_stepwise_rows_validate_and_mark_the_first_error():
 
 def test_spec_options_limit_and_sample(tmp_path):
     rows = [
-        {"id": f"g-{i}", "problem": f"P{i}", "steps": ["a", "b"], "label": -1 if i % 2 else 0} for i in range(10)
+        {"id": f"g-{i}", "problem": f"P{i}", "steps": ["a", "b"], "label": -1 if i % 2 else 0}
+        for i in range(10)
     ]
     path = tmp_path / "pb.json"
     path.write_text(json.dumps(rows))

@@ -10,6 +10,7 @@ import argparse
 import json
 
 from rewardmodels.data_builders.sources import RAW_BUILDERS, SYNTHETIC_ROWS, load_rows
+
 from rewardmodels.io import write_jsonl
 
 

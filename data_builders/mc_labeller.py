@@ -233,7 +233,19 @@ class Sampler:
         return [t for t in found if t is not None]
 
 
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+def add_sampling_arguments(parser: argparse.ArgumentParser, max_new_tokens_help: str) -> None:
+    """The generator, sampling, cache, device and thread flags shared by every CLI that samples."""
+    parser.add_argument(
+        "--generator", default="smollm2-135m", help="Causal LM: Hub id, local dir, .gguf or alias."
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=256, help=max_new_tokens_help)
+    parser.add_argument("--temperature", type=float, default=0.7, help="Sampling temperature (0 = greedy).")
+    parser.add_argument("--top-p", type=float, default=0.95, help="Nucleus sampling p.")
+    parser.add_argument("--seed", type=int, default=0, help="Mixed into every sample's seed (and cache key).")
+    parser.add_argument(
+        "--cache", default=None, help="SQLite sample cache (default: <cache root>/samples.sqlite)."
+    )
+    parser.add_argument("--device", default=None, help="Generator device (default cpu).")
     parser.add_argument(
         "--threads",
         type=int,
@@ -243,11 +255,17 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def apply_threads(threads: int | None) -> None:
-    if threads:
+def open_sampler(args: argparse.Namespace) -> Sampler:
+    """The generator and its on-disk cache from `add_sampling_arguments` flags; close `sampler.cache` after."""
+    from rewardmodels.modeling import cache_root
+
+    if args.threads:
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(args.threads)
+    params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, seed=args.seed)
+    cache = SampleCache(args.cache or cache_root() / "samples.sqlite")
+    return Sampler(HFGenerator.load(args.generator, args.device), cache, params)
 
 
 # ---- labelling --------------------------------------------------------------------------------------------------
@@ -333,9 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--generator", default="smollm2-135m", help="Causal LM: Hub id, local dir, .gguf or alias."
-    )
-    parser.add_argument(
         "--problems",
         required=True,
         help="Rows with problem and answer (e.g. MATH-500), optionally with steps.",
@@ -353,40 +368,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-steps", type=int, default=None, help="Merge steps beyond this many into the last."
     )
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="Tokens per sampled continuation.")
-    parser.add_argument("--temperature", type=float, default=0.7, help="Sampling temperature (0 = greedy).")
-    parser.add_argument("--top-p", type=float, default=0.95, help="Nucleus sampling p.")
-    parser.add_argument("--seed", type=int, default=0, help="Mixed into every sample's seed (and cache key).")
-    parser.add_argument(
-        "--cache", default=None, help="SQLite sample cache (default: <cache root>/samples.sqlite)."
-    )
-    parser.add_argument("--device", default=None, help="Generator device (default cpu).")
-    add_threads_argument(parser)
+    add_sampling_arguments(parser, "Tokens per sampled continuation.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    apply_threads(args.threads)
 
     from rewardmodels.data_builders.schema import stepwise_row_errors, validate_rows
 
     from rewardmodels.io import read_rows, write_jsonl
-    from rewardmodels.modeling import cache_root
-
     problems = read_rows(args.problems)[: args.limit]
-    params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, seed=args.seed)
-    cache = SampleCache(args.cache or cache_root() / "samples.sqlite")
-    sampler = Sampler(HFGenerator.load(args.generator, args.device), cache, params)
+    sampler = open_sampler(args)
     split = args.step_split.replace("\\n", "\n")
     try:
         rows = label_problems(
             problems, sampler, args.rollouts, args.label_mode, args.solutions, split, args.max_steps
         )
     finally:
-        cache.close()
+        sampler.cache.close()
     rows, report = validate_rows(rows, stepwise_row_errors, source="mc labeller")
     n = write_jsonl(args.output, rows)
     print(
         f"wrote {n} labelled rows to {args.output} ({report}); samples: {sampler.generated} generated, "
-        f"{sampler.hits} from the cache at {cache.path}"
+        f"{sampler.hits} from the cache at {sampler.cache.path}"
     )
     return 0
 

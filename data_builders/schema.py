@@ -50,7 +50,7 @@ class ValidationReport:
         return f"{self.total} rows, kept {self.kept}, dropped {self.total - self.kept} ({parts})"
 
 
-def _is_messages(value) -> bool:
+def is_messages(value) -> bool:
     return (
         isinstance(value, list)
         and len(value) > 0
@@ -75,7 +75,7 @@ def _check_text_or_messages(
         errors.append(RowError(index, name, "missing field", "required"))
         return False
     value = row[name]
-    if not (isinstance(value, str) or _is_messages(value)):
+    if not (isinstance(value, str) or is_messages(value)):
         errors.append(
             RowError(
                 index,

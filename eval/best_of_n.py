@@ -251,48 +251,25 @@ def sample_candidates(problems: Sequence[dict], sampler, n: int) -> list[dict]:
 
 
 def sample_main(argv: list[str]) -> int:
-    from rewardmodels.data_builders.mc_labeller import (
-        HFGenerator,
-        SampleCache,
-        Sampler,
-        SamplingParams,
-        add_threads_argument,
-        apply_threads,
-    )
-
-    from rewardmodels.modeling import cache_root
+    from rewardmodels.data_builders.mc_labeller import add_sampling_arguments, open_sampler
 
     parser = argparse.ArgumentParser(
         prog="rewardmodels eval best-of-n sample",
         description="Sample N candidate solutions per problem with a generator model (cached on disk).",
     )
-    parser.add_argument(
-        "--generator", default="smollm2-135m", help="Causal LM: Hub id, local dir, .gguf or alias."
-    )
     parser.add_argument("--problems", required=True, help="Rows with problem and answer (e.g. MATH-500).")
     parser.add_argument("--output", "-o", required=True, help="Candidate JSONL to write (atomically).")
     parser.add_argument("--n", type=int, default=8, help="Candidates per problem.")
     parser.add_argument("--limit", type=int, default=None, help="Only the first N problems.")
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="Tokens per candidate.")
-    parser.add_argument("--temperature", type=float, default=0.7, help="Sampling temperature.")
-    parser.add_argument("--top-p", type=float, default=0.95, help="Nucleus sampling p.")
-    parser.add_argument("--seed", type=int, default=0, help="Mixed into every sample's seed (and cache key).")
-    parser.add_argument(
-        "--cache", default=None, help="SQLite sample cache (default: <cache root>/samples.sqlite)."
-    )
-    parser.add_argument("--device", default=None, help="Generator device (default cpu).")
-    add_threads_argument(parser)
+    add_sampling_arguments(parser, "Tokens per candidate.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    apply_threads(args.threads)
     problems = read_rows(args.problems)[: args.limit]
-    params = SamplingParams(args.max_new_tokens, args.temperature, args.top_p, seed=args.seed)
-    cache = SampleCache(args.cache or cache_root() / "samples.sqlite")
-    sampler = Sampler(HFGenerator.load(args.generator, args.device), cache, params)
+    sampler = open_sampler(args)
     try:
         rows = sample_candidates(problems, sampler, args.n)
     finally:
-        cache.close()
+        sampler.cache.close()
     write_jsonl(args.output, rows)
     print(
         f"wrote {len(rows)} problems x {args.n} candidates to {args.output}; "

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardmodels.data_builders.schema import MAX_ERRORS_SHOWN, RowError
+from rewardmodels.data_builders.schema import MAX_ERRORS_SHOWN, RowError, is_messages, text_of
 
 from rewardmodels.io import read_rows, write_json, write_jsonl
 
@@ -367,23 +367,8 @@ def load_rows(dataset: str, split: str | None = None) -> list[dict]:
     return ds.to_list()
 
 
-def _is_messages(value) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) > 0
-        and all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-            for m in value
-        )
-    )
-
-
 def _is_text(value) -> bool:
-    return isinstance(value, str) or _is_messages(value)
-
-
-def _text(value) -> str:
-    return value if isinstance(value, str) else "\n".join(m["content"] for m in value)
+    return isinstance(value, str) or is_messages(value)
 
 
 def detect_version(rows: Sequence[dict], dataset: str = "") -> int:
@@ -403,7 +388,7 @@ def _row_errors(row, i: int, version: int, has_ids: bool, has_subsets: bool) -> 
     errors = []
     if "prompt" not in row or row["prompt"] is None:
         errors.append(RowError(i, "prompt", "missing field", "required"))
-    elif not (isinstance(row["prompt"], str) or _is_messages(row["prompt"])):
+    elif not (isinstance(row["prompt"], str) or is_messages(row["prompt"])):
         errors.append(
             RowError(
                 i,
@@ -541,7 +526,7 @@ def prepare_examples(
         raise RewardBenchDataError(
             errors or [RowError(-1, "<dataset>", "empty dataset", "no rows to score")], source
         )
-    empty = sum(1 for e in keep if any(not _text(r).strip() for r in e.responses))
+    empty = sum(1 for e in keep if any(not text_of(r).strip() for r in e.responses))
     return PreparedData(keep, version, len(rows), dropped, empty, notes)
 
 
@@ -788,7 +773,7 @@ def run_rewardbench(
         lengths = [max(len(s) for s in seqs) for seqs in items]
     else:
         items, truncated = None, None
-        lengths = [max(len(_text(e.prompt)) + len(_text(r)) for r in e.responses) for e in examples]
+        lengths = [max(len(text_of(e.prompt)) + len(text_of(r)) for r in e.responses) for e in examples]
     chunk_sequences = chunk_sequences or max(4 * batch_size, 32)
     chunks = _plan_chunks(lengths, [len(e.responses) for e in examples], chunk_sequences)
 

@@ -22,6 +22,12 @@ def score_request(scorer, payload: dict, batch_size: int = 16) -> dict:
         queries = payload["query"]
         if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
             raise ValueError("'query' must be a list of strings")
+        if not callable(getattr(scorer, "score_ids", None)):
+            # A PRM reads its head at step separators inside the response, which a pre-formatted text hides.
+            raise ValueError(
+                f"this {scorer.kind} scorer cannot score pre-formatted 'query' texts; send "
+                "{'prompts': [...], 'responses': [...]} so that it can find the steps"
+            )
         ids = [scorer.tokenizer(q, add_special_tokens=False)["input_ids"][-scorer.max_length :] for q in queries]
         rewards = scorer.score_ids(ids, batch_size)
     else:

@@ -39,9 +39,12 @@ def load_train_eval_rows(data_args: DataArguments, schema: str, seed: int) -> tu
     return train, held_out
 
 
-def load_model_and_tokenizer(model_args: ModelArguments, num_labels: int, seed: int):
-    tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
-    set_seed(seed)  # the new head's initialisation depends on it
+def load_model(
+    model_args: ModelArguments, tokenizer, num_labels: int, seed: int, trainable_token_ids: list[int] | None = None
+):
+    """The backbone with a fresh `num_labels`-way head, under LoRA if asked. `trainable_token_ids` are token rows
+    added to the tokenizer (a PRM separator): under LoRA they are trained and saved with the adapter."""
+    set_seed(seed)  # the new head's (and any new token row's) initialisation depends on it
     lora = (
         LoraSettings(
             model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout, model_args.lora_target_modules
@@ -49,7 +52,7 @@ def load_model_and_tokenizer(model_args: ModelArguments, num_labels: int, seed: 
         if model_args.use_lora
         else None
     )
-    model = load_reward_model(
+    return load_reward_model(
         model_args.model_name_or_path,
         tokenizer=tokenizer,
         num_labels=num_labels,
@@ -57,8 +60,13 @@ def load_model_and_tokenizer(model_args: ModelArguments, num_labels: int, seed: 
         dtype=model_args.model_dtype,
         lora=lora,
         trust_remote_code=model_args.trust_remote_code,
+        trainable_token_ids=trainable_token_ids if lora is not None else None,
     )
-    return model, tokenizer
+
+
+def load_model_and_tokenizer(model_args: ModelArguments, num_labels: int, seed: int):
+    tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
+    return load_model(model_args, tokenizer, num_labels, seed), tokenizer
 
 
 def base_manifest(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.train import build_trainer
@@ -15,6 +15,7 @@ from rewardmodels.bt.train import main as train_main
 from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.export import export_scorer
 from rewardmodels.trainer_base import NonFiniteLossError
+from tests.trainer_checks import PoisonHeadAt, assert_resume_reproduces, trainable_snapshot
 
 
 def parse(model_dir: Path, out_dir: Path, *extra: str):
@@ -33,10 +34,6 @@ def parse(model_dir: Path, out_dir: Path, *extra: str):
             *extra,
         ],
     )
-
-
-def trainable_snapshot(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 @pytest.mark.parametrize("arch", ["tiny_llama", "tiny_qwen2"])
@@ -79,45 +76,11 @@ def test_cli_trains_logs_metrics_and_saves_head_with_adapter(tiny_llama, tmp_pat
     assert (out / "checkpoint-1").is_dir() and (out / "checkpoint-2").is_dir()
 
 
-class StopAt(TrainerCallback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-
-
 def test_resume_reproduces_an_uninterrupted_run(tiny_llama, tmp_path):
     extra = ("--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3")
-    full = build_trainer(*parse(tiny_llama, tmp_path / "full", *extra))
-    full.train()
-    expected = trainable_snapshot(full.model)
-
-    first = build_trainer(*parse(tiny_llama, tmp_path / "cut", *extra))
-    first.add_callback(StopAt(3))
-    first.train()
-    assert first.state.global_step == 3
-    resumed = build_trainer(*parse(tiny_llama, tmp_path / "cut", *extra))
-    resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-3"))
-    assert resumed.state.global_step == 6
-    got = trainable_snapshot(resumed.model)
-    for name, value in expected.items():
-        torch.testing.assert_close(got[name], value, rtol=0, atol=1e-6, msg=name)
-
-
-class PoisonHeadAt(TrainerCallback):
-    """Set the head to NaN just before step `step` runs (after the previous checkpoint was written)."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_begin(self, args, state, control, model=None, **kwargs):
-        if state.global_step == self.step - 1:
-            with torch.no_grad():
-                for name, p in model.named_parameters():
-                    if "score" in name and p.requires_grad:
-                        p.fill_(float("nan"))
+    assert_resume_reproduces(
+        lambda out: build_trainer(*parse(tiny_llama, out, *extra)), tmp_path, cut=3, total=6
+    )
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_llama, tmp_path):
@@ -134,8 +97,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_llama, tmp_path):
 
 @pytest.mark.parametrize("use_lora", [True, False])
 def test_export_round_trip_plain_automodel_equals_load_scorer(tiny_qwen2, tmp_path, use_lora):
-    import rewardmodels
     from rewardmodels.data_builders import synthetic
+
+    import rewardmodels
     from rewardmodels.modeling import rewards_at
 
     trainer = build_trainer(*parse(tiny_qwen2, tmp_path / "run", "--use_lora", str(use_lora), "--use_chat_template", "always"))
@@ -153,7 +117,7 @@ def test_export_round_trip_plain_automodel_equals_load_scorer(tiny_qwen2, tmp_pa
     plain = AutoModelForSequenceClassification.from_pretrained(scorer_dir).eval()
     tok = AutoTokenizer.from_pretrained(scorer_dir)
     texts = [tok.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": r}], tokenize=False)
-             for p, r in zip(prompts, responses)]
+             for p, r in zip(prompts, responses, strict=True)]
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
         reference = plain(**enc).logits.squeeze(-1).tolist()

@@ -2,10 +2,10 @@ import gzip
 import json
 
 import pytest
-
 from rewardmodels.data_builders import preference, synthetic
 from rewardmodels.data_builders.schema import DataValidationError, validate_preference_rows
 from rewardmodels.data_builders.sources import load_rows
+
 from rewardmodels.io import read_rows, write_jsonl
 
 GOOD = {"prompt": "p", "chosen": "a", "rejected": "b"}

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 from rewardmodels.data_builders import synthetic
-from transformers import TrainerCallback
 
 import rewardmodels
 from rewardmodels.collators import PaddedStepCollator
@@ -26,6 +25,7 @@ from rewardmodels.scorers.prm import aggregate, step_probabilities
 from rewardmodels.tokenization import separator_ids, tokenize_steps
 from rewardmodels.trainer_base import NonFiniteLossError
 from rewardmodels.training import train_and_save
+from tests.trainer_checks import PoisonHeadAt, assert_resume_reproduces, trainable_snapshot
 
 LN3 = math.log(3.0)
 
@@ -48,10 +48,6 @@ def parse(model_dir: Path, out_dir: Path, *extra: str):
             *extra,
         ],
     )  # fmt: skip
-
-
-def trainable_snapshot(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
 # ---- losses and metrics against hand values -------------------------------------------------------------------
@@ -232,6 +228,17 @@ def test_exported_scorer_matches_the_training_model(exported):
     assert scores == pytest.approx([math.prod(g) for g in got], abs=1e-5)
 
 
+def test_reward_server_scores_prompts_and_refuses_formatted_queries(exported):
+    from rewardmodels.serve import score_request
+
+    scorer = rewardmodels.load_scorer(exported[2], device="cpu")
+    prompts, responses = ["Compute 2 + 3."], ["2 + 3 = 5\n\nThe answer is 5."]
+    body = score_request(scorer, {"prompts": prompts, "responses": responses})
+    assert body["rewards"] == scorer.score(prompts, responses)
+    with pytest.raises(ValueError, match="cannot score pre-formatted 'query'"):
+        score_request(scorer, {"query": ["Compute 2 + 3. 2 + 3 = 5"]})
+
+
 def test_processbench_cli_on_an_exported_scorer(exported, tmp_path):
     from rewardmodels.eval.processbench import main as pb_main
 
@@ -286,42 +293,11 @@ def test_best_of_n_cli_on_an_exported_scorer(exported, tmp_path):
 # ---- checkpoints: resume and the non-finite-loss guard -----------------------------------------------------------
 
 
-class StopAt(TrainerCallback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-
-
 def test_resume_reproduces_an_uninterrupted_run(tiny_llama, tmp_path):
     extra = (*SPECIAL, "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2")
-    full = build_trainer(*parse(tiny_llama, tmp_path / "full", *extra))
-    full.train()
-    expected = trainable_snapshot(full.model)
-    first = build_trainer(*parse(tiny_llama, tmp_path / "cut", *extra))
-    first.add_callback(StopAt(2))
-    first.train()
-    assert first.state.global_step == 2
-    resumed = build_trainer(*parse(tiny_llama, tmp_path / "cut", *extra))
-    resumed.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoint-2"))
-    assert resumed.state.global_step == 4
-    got = trainable_snapshot(resumed.model)
-    for name, value in expected.items():
-        torch.testing.assert_close(got[name], value, rtol=0, atol=1e-6, msg=name)
-
-
-class PoisonHeadAt(TrainerCallback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_begin(self, args, state, control, model=None, **kwargs):
-        if state.global_step == self.step - 1:
-            with torch.no_grad():
-                for name, p in model.named_parameters():
-                    if "score" in name and p.requires_grad:
-                        p.fill_(float("nan"))
+    assert_resume_reproduces(
+        lambda out: build_trainer(*parse(tiny_llama, out, *extra)), tmp_path, cut=2, total=4
+    )
 
 
 def test_nan_loss_stops_before_the_optimizer_step(tiny_llama, tmp_path):

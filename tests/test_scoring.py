@@ -26,7 +26,7 @@ def test_score_is_order_and_batch_independent(tiny_scorer):
 
 def test_score_cli_writes_rows_with_scores(tiny_scorer, tmp_path):
     src, out = tmp_path / "rows.jsonl", tmp_path / "scores.jsonl"
-    write_jsonl(src, [{"prompt": p, "response": r, "id": i} for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES))])
+    write_jsonl(src, [{"prompt": p, "response": r, "id": i} for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES, strict=True))])
     assert score_main([str(tiny_scorer), "--input", str(src), "--output", str(out), "--batch-size", "1"]) == 0
     rows = read_rows(out)
     expected = rewardmodels.load_scorer(tiny_scorer).score(PROMPTS, RESPONSES)

@@ -16,7 +16,7 @@ from rewardmodels.tokenization import (
 )
 from rewardmodels.training import (
     base_manifest,
-    load_model_and_tokenizer,
+    load_model,
     load_train_eval_rows,
     train_and_save,
 )
@@ -41,36 +41,17 @@ def load_prm_model_and_tokenizer(model_args: ModelArguments, args: PRMConfig):
     A dedicated separator token must be in the tokenizer before the model is built, so that the embeddings are
     resized and, under LoRA, the token's row is listed among the adapter's trainable and saved weights.
     """
-    if not args.separator_token:
-        model, tokenizer = load_model_and_tokenizer(model_args, num_labels=args.num_labels, seed=args.seed)
-        return model, tokenizer, separator_ids(tokenizer, args.step_separator), False
-    from transformers import set_seed
-
-    from rewardmodels.modeling import LoraSettings, load_reward_model, load_tokenizer
+    from rewardmodels.modeling import load_tokenizer
 
     tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
+    if not args.separator_token:
+        model = load_model(model_args, tokenizer, args.num_labels, args.seed)
+        return model, tokenizer, separator_ids(tokenizer, args.step_separator), False
     token_id, added = ensure_separator_token(tokenizer, args.step_separator)
     logger.info(
         "step separator %r is token %d (%s)", args.step_separator, token_id, "added" if added else "reused"
     )
-    set_seed(args.seed)  # the new head's (and new token row's) initialisation depends on it
-    lora = (
-        LoraSettings(
-            model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout, model_args.lora_target_modules
-        )
-        if model_args.use_lora
-        else None
-    )
-    model = load_reward_model(
-        model_args.model_name_or_path,
-        tokenizer=tokenizer,
-        num_labels=args.num_labels,
-        attn_implementation=model_args.attn_implementation,
-        dtype=model_args.model_dtype,
-        lora=lora,
-        trust_remote_code=model_args.trust_remote_code,
-        trainable_token_ids=[token_id] if lora is not None else None,
-    )
+    model = load_model(model_args, tokenizer, args.num_labels, args.seed, trainable_token_ids=[token_id])
     return model, tokenizer, [token_id], added
 
 

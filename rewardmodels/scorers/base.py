@@ -29,6 +29,25 @@ def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     return getattr(torch, dtype)
 
 
+def load_exported_classifier(path, device=None, dtype=None, attn_implementation=None):
+    """An exported scorer's sequence-classification model and tokenizer, safetensors only, on the device
+    that `pick_device` chooses. Returns (model, tokenizer, device)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from rewardmodels.modeling import choose_attn_implementation, load_tokenizer
+
+    dev = pick_device(device)
+    tokenizer = load_tokenizer(str(path))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path,
+        dtype=pick_dtype(dtype, dev),
+        attn_implementation=choose_attn_implementation(attn_implementation, dev.type),
+        use_safetensors=True,
+    ).to(dev)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer, dev
+
+
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped so that each batch holds sequences of similar length (longest first)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])

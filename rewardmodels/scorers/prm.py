@@ -17,7 +17,11 @@ import torch
 
 from rewardmodels.collators import PaddedStepCollator
 from rewardmodels.modeling import rewards_at
-from rewardmodels.scorers.base import length_sorted_batches, make_reward_func, pick_device, pick_dtype
+from rewardmodels.scorers.base import (
+    length_sorted_batches,
+    load_exported_classifier,
+    make_reward_func,
+)
 from rewardmodels.tokenization import separator_ids, step_prompt_ids, tokenize_steps
 
 AGGREGATIONS = ("min", "prod", "last", "mean")
@@ -104,19 +108,7 @@ class PRMScorer:
         aggregation: str | None = None,
         max_length: int | None = None,
     ):
-        from transformers import AutoModelForSequenceClassification
-
-        from rewardmodels.modeling import choose_attn_implementation, load_tokenizer
-
-        dev = pick_device(device)
-        tokenizer = load_tokenizer(str(path))
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path,
-            dtype=pick_dtype(dtype, dev),
-            attn_implementation=choose_attn_implementation(attn_implementation, dev.type),
-            use_safetensors=True,
-        ).to(dev)
-        model.config.pad_token_id = tokenizer.pad_token_id
+        model, tokenizer, dev = load_exported_classifier(path, device, dtype, attn_implementation)
         return cls(model, tokenizer, manifest, dev, aggregation=aggregation, max_length=max_length)
 
     @torch.inference_mode()

@@ -9,7 +9,13 @@ import torch
 
 from rewardmodels.collators import PaddedSequenceCollator
 from rewardmodels.modeling import rewards_at
-from rewardmodels.scorers.base import length_sorted_batches, make_reward_func, pick_device, pick_dtype
+from rewardmodels.scorers.base import (
+    length_sorted_batches,
+    load_exported_classifier,
+    make_reward_func,
+    pick_device,
+    pick_dtype,
+)
 from rewardmodels.tokenization import render_ids, truncate_sequence
 
 
@@ -29,19 +35,7 @@ class SequenceScorer:
 
     @classmethod
     def from_directory(cls, path, manifest: dict, device=None, dtype=None, attn_implementation=None):
-        from transformers import AutoModelForSequenceClassification
-
-        from rewardmodels.modeling import choose_attn_implementation, load_tokenizer
-
-        dev = pick_device(device)
-        tokenizer = load_tokenizer(str(path))
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path,
-            dtype=pick_dtype(dtype, dev),
-            attn_implementation=choose_attn_implementation(attn_implementation, dev.type),
-            use_safetensors=True,
-        ).to(dev)
-        model.config.pad_token_id = tokenizer.pad_token_id
+        model, tokenizer, dev = load_exported_classifier(path, device, dtype, attn_implementation)
         return cls(model, tokenizer, manifest, dev)
 
     @classmethod

@@ -1,12 +1,14 @@
 """RewardBench evaluation speed: our evaluator against a naive padded loop, same model, same data, one run.
 
     .venv/bin/python benchmarks/rb_eval_speed.py [--data ../shared/data/rewardbench_sample.jsonl]
-        [--model smollm2-135m | --scorer DIR] [--max-length 2048] [--batch-size 16] [--repeats 1]
+        [--model smollm2-135m | --scorer DIR] [--max-length 2048] [--batch-size N] [--repeats 1]
 
 The naive loop is what reward-bench's pipeline does: rows in dataset order, batches of 8, the chat-templated
 text tokenized inside the loop and padded to the longest text of the batch, chosen and rejected in separate
-forwards, under no_grad. Ours: every text tokenized once, rows sorted by length, length-sorted batches,
-inference mode, identical sequences scored once (RewardBench repeats prompt/response pairs across subsets).
+forwards, under no_grad. Ours: every text tokenized once, rows sorted by length, each example's chosen and
+rejected run as one tree that computes their shared prompt once, length-sorted batches (one example per
+forward on CPU, the evaluator's default there), inference mode, identical sequences scored once (RewardBench
+repeats prompt/response pairs across subsets).
 
 Both paths use one model object. The per-example scores must agree (to float tolerance) before any speed is
 reported, so a faster path can never be a different one. With --repeats N the two paths alternate
@@ -80,9 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scorer", help="Use a scorer directory instead of --model.")
     p.add_argument("--max-length", type=int, default=2048)
     p.add_argument(
-        "--batch-size", type=int, default=16, help="Our evaluator's batch size (naive is fixed at 8)."
+        "--batch-size",
+        type=int,
+        default=None,
+        help="Our evaluator's sequences per forward (default: the evaluator's own default for the device, "
+        "one example at a time on CPU; naive is fixed at 8).",
     )
-    p.add_argument("--stride", type=int, default=1, help="Every Nth row only (quick runs that keep every subset).")
+    p.add_argument(
+        "--stride", type=int, default=1, help="Every Nth row only (quick runs that keep every subset)."
+    )
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
     args = p.parse_args(argv)
@@ -111,10 +119,16 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = load_tokenizer(args.model)
         torch.manual_seed(0)  # the reward head of a plain causal LM is freshly initialised: one output
         model = load_reward_model(args.model, tokenizer=tokenizer, num_labels=1, device_type="cpu")
-        manifest = {"kind": "bt", "base_model": args.model, "max_length": args.max_length, "use_chat_template": True}
+        manifest = {
+            "kind": "bt",
+            "base_model": args.model,
+            "max_length": args.max_length,
+            "use_chat_template": True,
+        }
         scorer = SequenceScorer(model, tokenizer, manifest, torch.device("cpu"))
+    batch_size = args.batch_size or rb.default_batch_size(scorer)
     print(
-        f"rows={len(rows)} max_length={args.max_length} ours_batch={args.batch_size} naive_batch=8 "
+        f"rows={len(rows)} max_length={args.max_length} ours_batch={batch_size} naive_batch=8 "
         f"threads={torch.get_num_threads()} cpus={os.cpu_count()} load_avg={os.getloadavg()}",
         flush=True,
     )
@@ -130,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 with tempfile.TemporaryDirectory() as tmp:
                     out = rb.run_rewardbench(
-                        scorer, data, tmp, batch_size=args.batch_size, progress=False, write_reports=True
+                        scorer, data, tmp, batch_size=batch_size, progress=False, write_reports=True
                     )
                 ours_times.append(time.perf_counter() - start)
                 ours_records = out.records

@@ -267,7 +267,7 @@ class KilledAfter:
 
     def __init__(self, scorer, calls: int):
         self.inner, self.calls = scorer, calls
-        self.encode = scorer.encode
+        self.encode, self.device = scorer.encode, scorer.device
 
     def score_groups_ids(self, groups, batch_size=16):
         self.calls -= 1
@@ -304,3 +304,27 @@ def test_model_without_a_single_reward_output_is_refused(tiny_llama, fixture_fil
                 "--no-progress",
             ]
         )
+
+
+def test_cpu_default_scores_one_example_per_forward_with_the_same_scores(
+    tiny_scorer_dir, fixture_file, tmp_path
+):
+    import rewardmodels
+
+    scorer = rewardmodels.load_scorer(tiny_scorer_dir, device="cpu")
+    assert rb.default_batch_size(scorer) == 1
+    scorer.device = torch.device("cuda")  # only read, never used: nothing runs after this line
+    assert rb.default_batch_size(scorer) == 16
+    assert rb.default_batch_size(object()) == 16  # a scorer that does not say where it runs
+
+    common = ["--dataset", str(fixture_file), "--no-progress", "--max-length", "64"]
+    assert rb.main(["--scorer", str(tiny_scorer_dir), "--output-dir", str(tmp_path / "d"), *common]) == 0
+    big = ["--batch-size", "16", "--output-dir", str(tmp_path / "b")]
+    assert rb.main(["--scorer", str(tiny_scorer_dir), *big, *common]) == 0
+    default, batched = (
+        read_jsonl(tmp_path / "d" / rb.EXAMPLES_NAME),
+        read_jsonl(tmp_path / "b" / rb.EXAMPLES_NAME),
+    )
+    for key in ("score_chosen", "score_rejected"):
+        assert [x[key] for x in default] == pytest.approx([x[key] for x in batched], rel=1e-5, abs=1e-5)
+    assert [x["correct"] for x in default] == [x["correct"] for x in batched]

@@ -110,8 +110,9 @@ class SequenceScorer:
 
         Each group runs as one tree (rewardmodels.packing): the group's common token prefix once, then each
         sequence's own tokens, which see only the prefix and themselves. Scores equal score_ids' up to float
-        rounding, and the prompt is computed once per group. Kernels that cannot take a tree mask
-        (flash-attention varlen) get plain score_ids.
+        rounding, and the prompt is computed once per group. sdpa runs the groups through the segmented
+        kernel (one unpadded row), eager through a dense tree mask; kernels that cannot express a tree
+        (flash-attention varlen, flex) get plain score_ids.
         """
         from itertools import accumulate
 
@@ -121,7 +122,8 @@ class SequenceScorer:
 
         first = list(accumulate((len(g) for g in groups[:-1]), initial=0))  # flat index of each group
         values = [0.0] * sum(len(g) for g in groups)
-        if packing_attention_for(attn_implementation_of(self.model)) != "mask":
+        attention = packing_attention_for(attn_implementation_of(self.model))
+        if attention not in ("mask", "segments"):
             values = self.score_ids([s for g in groups for s in g], batch_size)
             return [values[first[i] : first[i] + len(g)] for i, g in enumerate(groups)]
         shared = [min((shared_prefix_length(g[0], s) for s in g[1:]), default=0) for g in groups]
@@ -144,12 +146,17 @@ class SequenceScorer:
                     )
                 )
                 slots += range(first[i], first[i] + len(g))
-            lay = layout_units(units, self.tokenizer.pad_token_id, token_budget=max(size[i] for i in take))
+            if attention == "segments":  # one row, no padding; attention costs only the blocks that exist
+                lay = layout_units(units, self.tokenizer.pad_token_id, token_budget=None, rows="single")
+                extra = {"packed_segments": lay.segments}
+            else:
+                lay = layout_units(units, self.tokenizer.pad_token_id, token_budget=max(size[i] for i in take))
+                extra = {"attention_mask": allowed_attention(lay.doc_ids, lay.branch_ids)}
             batch = {
                 "input_ids": lay.input_ids,
                 "position_ids": lay.position_ids,
-                "attention_mask": allowed_attention(lay.doc_ids, lay.branch_ids),
                 "reward_positions": lay.reward_positions,
+                **extra,
             }
             out = rewards_at(self.model, {k: v.to(self.device) for k, v in batch.items()})
             for slot, v in zip(slots, out.squeeze(-1).float().cpu().tolist(), strict=True):

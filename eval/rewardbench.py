@@ -720,9 +720,9 @@ def default_batch_size(scorer) -> int:
     """Sequences per forward when the user gives none: one example at a time on CPU, 16 sequences elsewhere.
 
     On CPU a forward over one example's tokens ran about 1.5x faster per token than batches of 16 sequences
-    (SmolLM2-135M on the RewardBench sample, docs/benchmarks.md): bigger activations fall out of cache and
-    add nothing a CPU can run in parallel. An example's sequences stay in one forward even when they number
-    more than this, so the prompt is still shared. Scorers that do not say where they run get 16.
+    (SmolLM2-135M on the RewardBench sample, docs/benchmarks.md). An example's sequences stay in one forward
+    even when they number more than this, so the prompt is still shared. Scorers that do not say where they
+    run get 16.
     """
     device = getattr(scorer, "device", None)
     return 1 if str(getattr(device, "type", device)) == "cpu" else 16

@@ -31,6 +31,8 @@ from typing import Protocol
 
 from tqdm.auto import tqdm
 
+from rewardmodels.cli import HelpFormatter
+
 logger = logging.getLogger("rewardmodels")
 
 DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -348,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rewardmodels.data_builders.mc_labeller",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--problems",

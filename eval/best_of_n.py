@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from rewardmodels.cli import HelpFormatter
 from rewardmodels.io import read_rows, write_json, write_jsonl
 
 logger = logging.getLogger("rewardmodels")
@@ -256,6 +257,7 @@ def sample_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="rewardmodels eval best-of-n sample",
         description="Sample N candidate solutions per problem with a generator model (cached on disk).",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--problems", required=True, help="Rows with problem and answer (e.g. MATH-500).")
     parser.add_argument("--output", "-o", required=True, help="Candidate JSONL to write (atomically).")
@@ -287,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rewardmodels eval best-of-n",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="Build candidates first with: rewardmodels eval best-of-n sample --help",
     )
     parser.add_argument("--scorer", required=True, help="Scorer directory written by `rewardmodels export`.")

@@ -37,6 +37,7 @@ from typing import Any
 
 from rewardmodels.data_builders.schema import MAX_ERRORS_SHOWN, RowError, is_messages, text_of
 
+from rewardmodels.cli import HelpFormatter
 from rewardmodels.io import read_rows, write_json, write_jsonl
 
 logger = logging.getLogger("rewardmodels.eval.rewardbench")
@@ -1013,7 +1014,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rewardmodels eval rewardbench",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--scorer", help="A scorer directory written by `rewardmodels export` (any kind).")

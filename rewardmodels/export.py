@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from rewardmodels.cli import HelpFormatter
 from rewardmodels.io import write_json
 from rewardmodels.scorers.base import MANIFEST_NAME
 from rewardmodels.trainer_base import TRAINING_MANIFEST
@@ -105,7 +106,7 @@ def export_scorer(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="rewardmodels export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="rewardmodels export", description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument(
         "checkpoint", help="A `rewardmodels train` output_dir or one of its checkpoint-N folders."

@@ -65,3 +65,22 @@ def test_demo_runs_the_embedded_default_recipe():
 
     recipe = yaml.safe_load((REPO / "recipes" / "bt" / "smollm2_synthetic.yaml").read_text())
     assert recipe == DEMO_RECIPE
+
+
+def test_help_shows_each_default_the_help_does_not_already_state():
+    import argparse
+
+    from rewardmodels.cli import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog="x", formatter_class=HelpFormatter)
+    parser.add_argument("--n", type=int, default=8, help="Count.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed.")
+    parser.add_argument("--cache", default="a.db", help="Cache file (default: a.db).")
+    parser.add_argument("--limit", type=int, default=None, help="Limit.")
+    parser.add_argument("--quiet", action="store_true", help="Quiet.")
+    lines = {" ".join(line.split()) for line in parser.format_help().splitlines()}
+    assert "--n N Count. (default: 8)" in lines
+    assert "--seed SEED Seed. (default: 0)" in lines  # 0 is a value worth showing, though it equals False
+    assert "--cache CACHE Cache file (default: a.db)." in lines
+    assert "--limit LIMIT Limit." in lines
+    assert "--quiet Quiet." in lines

@@ -258,6 +258,34 @@ def test_group_scoring_matches_independent_sequences(tiny_scorer_dir, attn):
     assert got[-2][0] == pytest.approx(got[-2][2], abs=1e-6)
 
 
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+@pytest.mark.parametrize("ref_free", [None, "avg", "norm"])
+def test_dpo_group_scoring_matches_independent_sequences(tiny_llama, tiny_llama_other, attn, ref_free):
+    from rewardmodels.scorers.dpo import DPOScorer
+
+    scorer = DPOScorer.from_pretrained(
+        str(tiny_llama),
+        None if ref_free else str(tiny_llama_other),
+        device="cpu",
+        dtype="float32",
+        beta=0.5,
+        ref_free=ref_free,
+        attn_implementation=attn,
+    )
+    groups = [scorer.encode([p, p], [c, r]) for p, (c, r) in zip(PROMPTS, RESPONSES, strict=True)]
+    # "hello" / "hello world ...": the token prefix runs past the prompt into both responses
+    assert groups[1][0][: groups[1][0].response_start + 1] == groups[1][1][: groups[1][1].response_start + 1]
+    groups.append(scorer.encode([PROMPTS[0]] * 4, ["yes", "no", "yes", "the answer is no"]))
+    groups.append(scorer.encode([PROMPTS[1]], ["alone"]))
+    flat = scorer.score_ids([s for g in groups for s in g], batch_size=1)
+    for batch_size in (1, 3, 16):
+        got = scorer.score_groups_ids(groups, batch_size=batch_size)
+        assert [len(g) for g in got] == [len(g) for g in groups]
+        assert [v for g in got for v in g] == pytest.approx(flat, rel=1e-5, abs=1e-5)
+    assert got[-2][0] == pytest.approx(got[-2][2], abs=1e-6)
+    assert len({round(v, 4) for v in flat}) > len(flat) // 2  # real, varied scores, not a constant
+
+
 class _Killed(Exception):
     pass
 

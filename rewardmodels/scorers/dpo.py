@@ -17,6 +17,7 @@ the evaluators batch it the same way.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Sequence
 
@@ -209,6 +210,14 @@ class DPOScorer:
             return float(-torch.linalg.vector_norm(logps, ord=2))
         raise ValueError(mode)
 
+    def _values(self, policy: list[torch.Tensor], reference: list[torch.Tensor] | None) -> list[float]:
+        """beta x (the log-ratio, or the reference-free reduction) for each response's per-token log-probs."""
+        if self.reference is None:
+            return [self.beta * self._reduce(lp, self.ref_free) for lp in policy]
+        if reference is None:  # the reference is the policy itself
+            return [0.0] * len(policy)
+        return [self.beta * float(p.sum() - r.sum()) for p, r in zip(policy, reference, strict=True)]
+
     @torch.inference_mode()
     def score_ids(self, sequences: list[EncodedResponse], batch_size: int = 8) -> list[float]:
         scores = [0.0] * len(sequences)
@@ -222,16 +231,91 @@ class DPOScorer:
                 mask[row, : len(seq)] = 1
             ids, mask = ids.to(self.device), mask.to(self.device)
             policy = self._response_logps(self.policy, ids, mask, items)
-            if self.reference is None:
-                values = [self._reduce(lp, self.ref_free) for lp in policy]
-            elif self.reference is self.policy:
-                values = [0.0] * len(items)
-            else:
+            ref = None
+            if self.reference is not None and self.reference is not self.policy:
                 ref = self._response_logps(self.reference, ids, mask, items)
-                values = [float(p.sum() - r.sum()) for p, r in zip(policy, ref, strict=True)]
-            for i, v in zip(batch_idx, values, strict=True):
-                scores[i] = self.beta * v
+            for i, v in zip(batch_idx, self._values(policy, ref), strict=True):
+                scores[i] = v
         return scores
+
+    @torch.inference_mode()
+    def score_groups_ids(self, groups: list[list[EncodedResponse]], batch_size: int = 8) -> list[list[float]]:
+        """Scores for groups of encoded responses to one prompt (a RewardBench pair or best-of-4 set).
+
+        With sdpa, groups run as one unpadded row through the segmented kernel (rewardmodels.packing): a
+        group's common token prefix once, then each response, which sees only the prefix and itself, with
+        the positions it would have alone. The LM head runs only where a response token is predicted.
+        Scores equal score_ids' up to float rounding. Other attention kernels, and a reference that is the
+        policy itself, get score_ids.
+        """
+        from itertools import accumulate
+
+        from rewardmodels.modeling import attn_implementation_of
+        from rewardmodels.packing import PackUnit, layout_units, packing_attention_for
+        from rewardmodels.tokenization import shared_prefix_length
+
+        flat = [s for g in groups for s in g]
+        first = list(accumulate((len(g) for g in groups[:-1]), initial=0))  # flat index of each group
+        models = [m for m in (self.policy, self.reference) if m is not None]
+        kernels = {packing_attention_for(attn_implementation_of(m)) for m in models}
+        if kernels != {"segments"} or self.reference is self.policy:
+            values = self.score_ids(flat, batch_size)
+            return [values[first[i] : first[i] + len(g)] for i, g in enumerate(groups)]
+        values = [0.0] * len(flat)
+        order = sorted(range(len(groups)), key=lambda i: (-sum(len(s) for s in groups[i]), i))
+        while order:  # at most batch_size responses per forward, one group at least
+            take, count = [], 0
+            while order and (not take or count + len(groups[order[0]]) <= batch_size):
+                take.append(order.pop(0))
+                count += len(groups[take[-1]])
+            units, slots, targets = [], [], []
+            for i in take:
+                g = groups[i]
+                n = min((shared_prefix_length(g[0], s) for s in g[1:]), default=len(g[0]) - 1)
+                # token t is predicted at t - 1; positions count from the start of prefix + branch
+                predicted = [list(range(s.response_start - 1, len(s) - 1)) for s in g]
+                units.append(
+                    PackUnit(
+                        list(g[0][:n]),
+                        [list(s[n:]) for s in g],
+                        predicted,
+                        list(range(len(slots), len(slots) + len(g))),
+                    )
+                )
+                slots += range(first[i], first[i] + len(g))
+                targets += [t for s in g for t in s[s.response_start :]]
+            lay = layout_units(units, self.pad_id, token_budget=None, rows="single")
+            counts = [len(s) - s.response_start for i in take for s in groups[i]]
+            target_ids = torch.tensor(targets, dtype=torch.long, device=self.device)
+            policy = self._packed_logps(self.policy, lay, target_ids, counts)
+            ref = None
+            if self.reference is not None:
+                ref = self._packed_logps(self.reference, lay, target_ids, counts)
+            for slot, v in zip(slots, self._values(policy, ref), strict=True):
+                values[slot] = v
+        return [values[first[i] : first[i] + len(g)] for i, g in enumerate(groups)]
+
+    def _packed_logps(self, model, lay, targets: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
+        """Per-response log-probs of `targets` at the layout's predicting positions, split by `counts`."""
+        from rewardmodels.modeling import packed_attention_kwargs
+
+        kwargs = {
+            "input_ids": lay.input_ids.to(self.device),
+            "position_ids": lay.position_ids.to(self.device),
+            "use_cache": False,
+            **packed_attention_kwargs(model, {"packed_segments": lay.segments}),
+        }
+        positions = lay.reward_positions.to(self.device)  # one row, so flat indices are sequence positions
+        if "logits_to_keep" in inspect.signature(model.forward).parameters:
+            logits = model(**kwargs, logits_to_keep=positions).logits[0]
+        else:  # older model classes compute the head everywhere
+            logits = model(**kwargs).logits[0, positions]
+        out, start = [], 0
+        for n in counts:  # log_softmax one response at a time keeps one extra (n, vocab) copy at most
+            rows = logits[start : start + n].float().log_softmax(-1)
+            out.append(rows.gather(-1, targets[start : start + n].unsqueeze(-1)).squeeze(-1))
+            start += n
+        return out
 
     def score(self, prompts: Sequence, responses: Sequence, batch_size: int = 8) -> list[float]:
         return self.score_ids(self.encode(prompts, responses), batch_size)

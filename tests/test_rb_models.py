@@ -239,23 +239,32 @@ def test_dpo_cli_matches_direct_scorer(tiny_llama, tiny_llama_other, fixture_fil
 # ---------------------------------------------------------------------------------------------------------
 # Shared-prompt group scoring (SequenceScorer.score_groups_ids) and resume through a real model
 # ---------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_group_scoring_matches_independent_sequences(tiny_scorer_dir, attn):
-    from rewardmodels.scorers import load_scorer
+def example_groups(scorer) -> list[list]:
+    """Pairs, a v2-sized group with a repeated response, and a group of one, encoded by `scorer`."""
+    groups = [scorer.encode([p, p], [c, r]) for p, (c, r) in zip(PROMPTS, RESPONSES, strict=True)]
+    groups.append(scorer.encode([PROMPTS[0]] * 4, ["yes", "no", "yes", "the answer is no"]))
+    groups.append(scorer.encode([PROMPTS[1]], ["alone"]))
+    return groups
 
-    scorer = load_scorer(tiny_scorer_dir, device="cpu", dtype="float32", attn_implementation=attn)
-    groups = []
-    for p, (c, r) in zip(PROMPTS, RESPONSES, strict=True):
-        groups.append(scorer.encode([p, p], [c, r]))
-    groups.append(scorer.encode([PROMPTS[0]] * 4, ["yes", "no", "yes", "the answer is no"]))  # v2-sized group
-    groups.append(scorer.encode([PROMPTS[1]], ["alone"]))  # a group of one
-    flat = scorer.score_ids([s for g in groups for s in g], batch_size=64)
+
+def assert_group_scores_equal_independent_ones(scorer, groups) -> list[float]:
+    flat = scorer.score_ids([s for g in groups for s in g], batch_size=1)
     for batch_size in (1, 3, 16):
         got = scorer.score_groups_ids(groups, batch_size=batch_size)
         assert [len(g) for g in got] == [len(g) for g in groups]
         assert [v for g in got for v in g] == pytest.approx(flat, rel=1e-5, abs=1e-5)
     # identical responses inside a group must get identical scores
     assert got[-2][0] == pytest.approx(got[-2][2], abs=1e-6)
+    assert len({round(v, 4) for v in flat}) > len(flat) // 2  # real, varied scores, not a constant
+    return flat
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_group_scoring_matches_independent_sequences(tiny_scorer_dir, attn):
+    from rewardmodels.scorers import load_scorer
+
+    scorer = load_scorer(tiny_scorer_dir, device="cpu", dtype="float32", attn_implementation=attn)
+    assert_group_scores_equal_independent_ones(scorer, example_groups(scorer))
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -272,18 +281,10 @@ def test_dpo_group_scoring_matches_independent_sequences(tiny_llama, tiny_llama_
         ref_free=ref_free,
         attn_implementation=attn,
     )
-    groups = [scorer.encode([p, p], [c, r]) for p, (c, r) in zip(PROMPTS, RESPONSES, strict=True)]
+    groups = example_groups(scorer)
     # "hello" / "hello world ...": the token prefix runs past the prompt into both responses
     assert groups[1][0][: groups[1][0].response_start + 1] == groups[1][1][: groups[1][1].response_start + 1]
-    groups.append(scorer.encode([PROMPTS[0]] * 4, ["yes", "no", "yes", "the answer is no"]))
-    groups.append(scorer.encode([PROMPTS[1]], ["alone"]))
-    flat = scorer.score_ids([s for g in groups for s in g], batch_size=1)
-    for batch_size in (1, 3, 16):
-        got = scorer.score_groups_ids(groups, batch_size=batch_size)
-        assert [len(g) for g in got] == [len(g) for g in groups]
-        assert [v for g in got for v in g] == pytest.approx(flat, rel=1e-5, abs=1e-5)
-    assert got[-2][0] == pytest.approx(got[-2][2], abs=1e-6)
-    assert len({round(v, 4) for v in flat}) > len(flat) // 2  # real, varied scores, not a constant
+    assert_group_scores_equal_independent_ones(scorer, groups)
 
 
 class _Killed(Exception):

@@ -87,3 +87,16 @@ def test_http_server_speaks_openrlhf_remote_rm(tiny_scorer):
 def test_load_scorer_rejects_a_non_scorer_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a scorer directory"):
         rewardmodels.load_scorer(tmp_path)
+
+
+def test_group_batches_biggest_first_and_never_splits_a_group():
+    from rewardmodels.scorers.base import group_batches
+
+    # tokens per group, sequences per group
+    tokens = [10, 40, 30, 40, 5]
+    members = [2, 2, 4, 2, 1]
+    # order by tokens (ties by index): 1, 3, 2, 0, 4 -> [1, 3] (4 members), [2] (4), [0, 4] (3)
+    assert group_batches(tokens, members, 4) == [[1, 3], [2], [0, 4]]
+    # a group bigger than the batch size runs alone
+    assert group_batches([9, 8], [5, 1], 4) == [[0], [1]]
+    assert group_batches([], [], 4) == []

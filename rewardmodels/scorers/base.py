@@ -54,6 +54,21 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def group_batches(tokens: Sequence[int], members: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Group indices, biggest `tokens` first, packed so a batch holds at most `batch_size` members in all
+    (a group bigger than that gets a batch of its own: its sequences are never split)."""
+    batches: list[list[int]] = []
+    count = 0
+    for i in sorted(range(len(tokens)), key=lambda i: (-tokens[i], i)):
+        if batches and count + members[i] <= batch_size:
+            batches[-1].append(i)
+            count += members[i]
+        else:
+            batches.append([i])
+            count = members[i]
+    return batches
+
+
 def make_reward_func(score: Callable[[list, list], list[float]], name: str) -> Callable[..., list[float]]:
     """Adapt a scorer to TRL's GRPO reward-function signature: f(prompts, completions, **kwargs)."""
 

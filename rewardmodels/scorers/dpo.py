@@ -23,7 +23,13 @@ from collections.abc import Sequence
 
 import torch
 
-from rewardmodels.scorers.base import length_sorted_batches, make_reward_func, pick_device, pick_dtype
+from rewardmodels.scorers.base import (
+    group_batches,
+    length_sorted_batches,
+    make_reward_func,
+    pick_device,
+    pick_dtype,
+)
 from rewardmodels.tokenization import as_messages, is_conversational, join_plain, render_ids
 
 logger = logging.getLogger(__name__)
@@ -262,12 +268,8 @@ class DPOScorer:
             values = self.score_ids(flat, batch_size)
             return [values[first[i] : first[i] + len(g)] for i, g in enumerate(groups)]
         values = [0.0] * len(flat)
-        order = sorted(range(len(groups)), key=lambda i: (-sum(len(s) for s in groups[i]), i))
-        while order:  # at most batch_size responses per forward, one group at least
-            take, count = [], 0
-            while order and (not take or count + len(groups[order[0]]) <= batch_size):
-                take.append(order.pop(0))
-                count += len(groups[take[-1]])
+        tokens = [sum(len(s) for s in g) for g in groups]
+        for take in group_batches(tokens, [len(g) for g in groups], batch_size):
             units, slots, targets = [], [], []
             for i in take:
                 g = groups[i]

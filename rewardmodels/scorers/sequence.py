@@ -10,6 +10,7 @@ import torch
 from rewardmodels.collators import PaddedSequenceCollator
 from rewardmodels.modeling import rewards_at
 from rewardmodels.scorers.base import (
+    group_batches,
     length_sorted_batches,
     load_exported_classifier,
     make_reward_func,
@@ -128,12 +129,7 @@ class SequenceScorer:
             return [values[first[i] : first[i] + len(g)] for i, g in enumerate(groups)]
         shared = [min((shared_prefix_length(g[0], s) for s in g[1:]), default=0) for g in groups]
         size = [n + sum(len(s) - n for s in g) for n, g in zip(shared, groups, strict=True)]
-        order = sorted(range(len(groups)), key=lambda i: (-size[i], i))
-        while order:  # longest groups first, at most batch_size sequences per forward (one group at least)
-            take, count = [], 0
-            while order and (not take or count + len(groups[order[0]]) <= batch_size):
-                take.append(order.pop(0))
-                count += len(groups[take[-1]])
+        for take in group_batches(size, [len(g) for g in groups], batch_size):
             units, slots = [], []
             for i in take:
                 g, n = groups[i], shared[i]

@@ -152,6 +152,30 @@ def test_training_changes_every_trainable_parameter(tiny_llama, tmp_path, setup)
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
 
 
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_packed_and_padded_batches_train_the_same_model(tiny_llama, tmp_path, attn):
+    runs = {}
+    for packing in ("packed", "none"):
+        extra = ("--packing", packing, "--attn_implementation", attn, "--eval_data", "synthetic:n=8,seed=1")
+        trainer = build_trainer(*parse(tiny_llama, tmp_path / packing, *SPECIAL, *extra))
+        assert isinstance(trainer.data_collator, PaddedStepCollator) == (packing == "none")
+        trainer.train()
+        metrics = trainer.evaluate()
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        runs[packing] = losses, metrics, trainable_snapshot(trainer.model)
+    (l_packed, m_packed, p_packed), (l_padded, m_padded, p_padded) = runs["packed"], runs["none"]
+    assert len(l_packed) == 2 and l_packed == pytest.approx(l_padded, rel=1e-5, abs=1e-6)
+    assert m_packed["eval_loss"] == pytest.approx(m_padded["eval_loss"], rel=1e-5, abs=1e-6)
+    assert m_packed["eval_step_accuracy"] == m_padded["eval_step_accuracy"]
+    for name, value in p_packed.items():
+        torch.testing.assert_close(value, p_padded[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_packing_token_budget_below_max_length_is_refused(tiny_llama, tmp_path):
+    with pytest.raises(ValueError, match="packing_token_budget"):
+        build_trainer(*parse(tiny_llama, tmp_path, "--packing_token_budget", "64"))
+
+
 @pytest.fixture(scope="module", params=["special_token_lora", "string_full_soft"])
 def exported(request, tiny_llama, tmp_path_factory):
     """A PRM trained through the CLI entry point, its trainer-side model, and its exported scorer directory."""

@@ -7,6 +7,7 @@ from transformers import TrainingArguments
 LABEL_MODES = ("hard", "soft")
 LOSS_TYPES = ("auto", "ce", "bce")
 AGGREGATIONS = ("min", "prod", "last", "mean")
+PACKING_MODES = ("packed", "none")
 
 
 def unescape(text: str) -> str:
@@ -82,10 +83,24 @@ class PRMConfig(TrainingArguments):
             "when it is a string, and to '\\n\\n' with --separator_token."
         },
     )
+    packing: str = field(
+        default="packed",
+        metadata={
+            "help": "How solutions are batched. packed: each solution once, without padding, in one row per "
+            "batch (sdpa) or rows as wide as the longest solution (eager), every solution keeping its own "
+            "positions and attending only to itself; none: padded rows. Both give the same step scores and "
+            "losses (see docs/packing.md)."
+        },
+    )
+    packing_token_budget: int | None = field(
+        default=None,
+        metadata={"help": "Cap on the tokens of one packed row (default: none; at least max_length)."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
         for name, allowed in (
+            ("packing", PACKING_MODES),
             ("label_mode", LABEL_MODES),
             ("loss_type", LOSS_TYPES),
             ("aggregation", AGGREGATIONS),

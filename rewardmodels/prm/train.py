@@ -55,6 +55,25 @@ def load_prm_model_and_tokenizer(model_args: ModelArguments, args: PRMConfig):
     return model, tokenizer, [token_id], added
 
 
+def step_collator(args: PRMConfig, data_args: DataArguments, model, tokenizer, manifest: dict):
+    """Padding-free packing (the packed twin of PaddedStepCollator) unless --packing none."""
+    from rewardmodels.modeling import attn_implementation_of
+    from rewardmodels.packing import packed_step_collator, packing_attention_for
+
+    manifest["packing"] = args.packing
+    if args.packing == "none":
+        return PaddedStepCollator(pad_token_id=tokenizer.pad_token_id)
+    budget = args.packing_token_budget
+    if budget is not None and budget < data_args.max_length:
+        raise ValueError(
+            f"--packing_token_budget ({budget}) must be at least --max_length ({data_args.max_length}), "
+            "or a single solution could not be placed"
+        )
+    attention = packing_attention_for(attn_implementation_of(model))
+    logger.info("batching: packed (attention via %s)", attention)
+    return packed_step_collator(tokenizer.pad_token_id, budget, attention)
+
+
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PRMConfig) -> PRMTrainer:
     train_rows, eval_rows = load_train_eval_rows(data_args, "stepwise", args.seed)
     if args.label_mode == "hard":
@@ -102,7 +121,7 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PR
         args=args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        data_collator=PaddedStepCollator(pad_token_id=tokenizer.pad_token_id),
+        data_collator=step_collator(args, data_args, model, tokenizer, manifest),
         processing_class=tokenizer,
         training_manifest=manifest,
     )

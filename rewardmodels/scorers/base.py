@@ -5,6 +5,9 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from rewardmodels.packing import PackUnit
+from rewardmodels.tokenization import shared_prefix_length
+
 MANIFEST_NAME = "reward_model.json"
 
 
@@ -67,6 +70,30 @@ def group_batches(tokens: Sequence[int], members: Sequence[int], batch_size: int
             batches.append([i])
             count = members[i]
     return batches
+
+
+def group_trees(
+    groups: Sequence[Sequence[Sequence[int]]], rewards: Sequence[Sequence[list[int]]]
+) -> list[PackUnit]:
+    """Each group of sequences as one packing tree: their common token prefix once, then each sequence's own
+    tokens. `rewards[i][b]` lists positions in sequence b of group i; a sequence's output slot is its index in
+    the groups flattened in order."""
+    units, slot = [], 0
+    for group, group_rewards in zip(groups, rewards, strict=True):
+        n = min((shared_prefix_length(group[0], s) for s in group[1:]), default=0)
+        slots = list(range(slot, slot + len(group)))
+        units.append(PackUnit(list(group[0][:n]), [list(s[n:]) for s in group], list(group_rewards), slots))
+        slot += len(group)
+    return units
+
+
+def split_into_groups(values: Sequence, groups: Sequence[Sequence]) -> list[list]:
+    """One value per sequence, in flattened order, cut back into the groups' shapes."""
+    out, start = [], 0
+    for group in groups:
+        out.append(list(values[start : start + len(group)]))
+        start += len(group)
+    return out
 
 
 def make_reward_func(score: Callable[[list, list], list[float]], name: str) -> Callable[..., list[float]]:

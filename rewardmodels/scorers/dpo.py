@@ -25,10 +25,12 @@ import torch
 
 from rewardmodels.scorers.base import (
     group_batches,
+    group_trees,
     length_sorted_batches,
     make_reward_func,
     pick_device,
     pick_dtype,
+    split_into_groups,
 )
 from rewardmodels.tokenization import as_messages, is_conversational, join_plain, render_ids
 
@@ -254,40 +256,24 @@ class DPOScorer:
         Scores equal score_ids' up to float rounding. Other attention kernels, and a reference that is the
         policy itself, get score_ids.
         """
-        from itertools import accumulate
-
         from rewardmodels.modeling import attn_implementation_of
-        from rewardmodels.packing import PackUnit, layout_units, packing_attention_for
-        from rewardmodels.tokenization import shared_prefix_length
+        from rewardmodels.packing import layout_units, packing_attention_for
 
         flat = [s for g in groups for s in g]
-        first = list(accumulate((len(g) for g in groups[:-1]), initial=0))  # flat index of each group
         models = [m for m in (self.policy, self.reference) if m is not None]
         kernels = {packing_attention_for(attn_implementation_of(m)) for m in models}
         if kernels != {"segments"} or self.reference is self.policy:
-            values = self.score_ids(flat, batch_size)
-            return [values[first[i] : first[i] + len(g)] for i, g in enumerate(groups)]
+            return split_into_groups(self.score_ids(flat, batch_size), groups)
         values = [0.0] * len(flat)
-        tokens = [sum(len(s) for s in g) for g in groups]
-        for take in group_batches(tokens, [len(g) for g in groups], batch_size):
-            units, slots, targets = [], [], []
-            for i in take:
-                g = groups[i]
-                n = min((shared_prefix_length(g[0], s) for s in g[1:]), default=len(g[0]) - 1)
-                # token t is predicted at t - 1; positions count from the start of prefix + branch
-                predicted = [list(range(s.response_start - 1, len(s) - 1)) for s in g]
-                units.append(
-                    PackUnit(
-                        list(g[0][:n]),
-                        [list(s[n:]) for s in g],
-                        predicted,
-                        list(range(len(slots), len(slots) + len(g))),
-                    )
-                )
-                slots += range(first[i], first[i] + len(g))
-                targets += [t for s in g for t in s[s.response_start :]]
-            lay = layout_units(units, self.pad_id, token_budget=None, rows="single")
-            counts = [len(s) - s.response_start for i in take for s in groups[i]]
+        # token t is predicted by the logits at t - 1
+        predicting = [[list(range(s.response_start - 1, len(s) - 1)) for s in g] for g in groups]
+        units = group_trees(groups, predicting)
+        for take in group_batches([len(u) for u in units], [len(g) for g in groups], batch_size):
+            batch_units = [units[i] for i in take]
+            lay = layout_units(batch_units, self.pad_id, token_budget=None, rows="single")
+            slots = sorted(slot for u in batch_units for slot in u.slots)  # the layout emits slots in order
+            counts = [len(flat[k]) - flat[k].response_start for k in slots]
+            targets = [t for k in slots for t in flat[k][flat[k].response_start :]]
             target_ids = torch.tensor(targets, dtype=torch.long, device=self.device)
             policy = self._packed_logps(self.policy, lay, target_ids, counts)
             ref = None
@@ -295,7 +281,7 @@ class DPOScorer:
                 ref = self._packed_logps(self.reference, lay, target_ids, counts)
             for slot, v in zip(slots, self._values(policy, ref), strict=True):
                 values[slot] = v
-        return [values[first[i] : first[i] + len(g)] for i, g in enumerate(groups)]
+        return split_into_groups(values, groups)
 
     def _packed_logps(self, model, lay, targets: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
         """Per-response log-probs of `targets` at the layout's predicting positions, split by `counts`."""

@@ -11,11 +11,13 @@ from rewardmodels.collators import PaddedSequenceCollator
 from rewardmodels.modeling import rewards_at
 from rewardmodels.scorers.base import (
     group_batches,
+    group_trees,
     length_sorted_batches,
     load_exported_classifier,
     make_reward_func,
     pick_device,
     pick_dtype,
+    split_into_groups,
 )
 from rewardmodels.tokenization import render_ids, truncate_sequence
 
@@ -115,38 +117,22 @@ class SequenceScorer:
         kernel (one unpadded row), eager through a dense tree mask; kernels that cannot express a tree
         (flash-attention varlen, flex) get plain score_ids.
         """
-        from itertools import accumulate
-
         from rewardmodels.modeling import attn_implementation_of
-        from rewardmodels.packing import PackUnit, allowed_attention, layout_units, packing_attention_for
-        from rewardmodels.tokenization import shared_prefix_length
+        from rewardmodels.packing import allowed_attention, layout_units, packing_attention_for
 
-        first = list(accumulate((len(g) for g in groups[:-1]), initial=0))  # flat index of each group
-        values = [0.0] * sum(len(g) for g in groups)
         attention = packing_attention_for(attn_implementation_of(self.model))
         if attention not in ("mask", "segments"):
-            values = self.score_ids([s for g in groups for s in g], batch_size)
-            return [values[first[i] : first[i] + len(g)] for i, g in enumerate(groups)]
-        shared = [min((shared_prefix_length(g[0], s) for s in g[1:]), default=0) for g in groups]
-        size = [n + sum(len(s) - n for s in g) for n, g in zip(shared, groups, strict=True)]
-        for take in group_batches(size, [len(g) for g in groups], batch_size):
-            units, slots = [], []
-            for i in take:
-                g, n = groups[i], shared[i]
-                units.append(
-                    PackUnit(
-                        list(g[0][:n]),
-                        [list(s[n:]) for s in g],
-                        [[len(s) - 1] for s in g],
-                        list(range(len(slots), len(slots) + len(g))),
-                    )
-                )
-                slots += range(first[i], first[i] + len(g))
+            return split_into_groups(self.score_ids([s for g in groups for s in g], batch_size), groups)
+        values = [0.0] * sum(len(g) for g in groups)
+        units = group_trees(groups, [[[len(s) - 1] for s in g] for g in groups])
+        for take in group_batches([len(u) for u in units], [len(g) for g in groups], batch_size):
+            batch_units = [units[i] for i in take]
             if attention == "segments":  # one row, no padding; attention costs only the blocks that exist
-                lay = layout_units(units, self.tokenizer.pad_token_id, token_budget=None, rows="single")
+                lay = layout_units(batch_units, self.tokenizer.pad_token_id, token_budget=None, rows="single")
                 extra = {"packed_segments": lay.segments}
             else:
-                lay = layout_units(units, self.tokenizer.pad_token_id, token_budget=max(size[i] for i in take))
+                width = max(len(u) for u in batch_units)
+                lay = layout_units(batch_units, self.tokenizer.pad_token_id, token_budget=width)
                 extra = {"attention_mask": allowed_attention(lay.doc_ids, lay.branch_ids)}
             batch = {
                 "input_ids": lay.input_ids,
@@ -155,9 +141,10 @@ class SequenceScorer:
                 **extra,
             }
             out = rewards_at(self.model, {k: v.to(self.device) for k, v in batch.items()})
+            slots = sorted(slot for u in batch_units for slot in u.slots)  # the layout emits slots in order
             for slot, v in zip(slots, out.squeeze(-1).float().cpu().tolist(), strict=True):
                 values[slot] = v
-        return [values[first[i] : first[i] + len(g)] for i, g in enumerate(groups)]
+        return split_into_groups(values, groups)
 
     def score(self, prompts: Sequence, responses: Sequence, batch_size: int = 16) -> list[float]:
         return self.score_ids(self.encode(prompts, responses), batch_size)

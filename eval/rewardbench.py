@@ -718,7 +718,8 @@ def _append(path: Path, records: list[dict]) -> None:
 
 
 def default_batch_size(scorer) -> int:
-    """Sequences per forward when the user gives none: one example at a time on CPU, 16 sequences elsewhere.
+    """Sequences per forward when the user gives none: one example at a time on CPU, 16 sequences elsewhere
+    (8 for DPO scorers, which hold two models' full-vocabulary logits).
 
     On CPU a forward over one example's tokens ran about 1.5x faster per token than batches of 16 sequences
     (SmolLM2-135M on the RewardBench sample, docs/benchmarks.md). An example's sequences stay in one forward
@@ -726,7 +727,9 @@ def default_batch_size(scorer) -> int:
     run get 16.
     """
     device = getattr(scorer, "device", None)
-    return 1 if str(getattr(device, "type", device)) == "cpu" else 16
+    if str(getattr(device, "type", device)) == "cpu":
+        return 1
+    return 8 if getattr(scorer, "kind", None) == "dpo" else 16
 
 
 def run_rewardbench(
@@ -1102,8 +1105,6 @@ def main(argv: list[str] | None = None) -> int:
 
     scorer, desc = build_scorer(args)
     batch_size = args.batch_size or default_batch_size(scorer)
-    if desc["mode"] == "dpo" and not args.batch_size:
-        batch_size = min(batch_size, 8)
     output_dir = Path(args.output_dir or Path("results") / "rewardbench" / _slug(desc["name"]))
     tokenizer = getattr(scorer, "tokenizer", None)
     run_info = {

@@ -454,6 +454,15 @@ class PackingChoice:
     collator: object = field(repr=False, default=None)
 
 
+def check_token_budget(token_budget: int | None, max_length: int | None) -> None:
+    """Refuse a row cap below max_length before any work: a single sequence could not be placed."""
+    if token_budget is not None and max_length is not None and token_budget < max_length:
+        raise ValueError(
+            f"--packing_token_budget ({token_budget}) must be at least --max_length ({max_length}), "
+            "or a single sequence could not be placed"
+        )
+
+
 def make_pair_collator(
     packing: str,
     pad_token_id: int,
@@ -474,11 +483,7 @@ def make_pair_collator(
     attention = packing_attention_for(attn_implementation)
     if packing == "none":
         return PackingChoice("none", "padded", "packing switched off", PaddedPairCollator(pad_token_id))
-    if token_budget is not None and max_length is not None and token_budget < max_length:
-        raise ValueError(
-            f"--packing_token_budget ({token_budget}) must be at least --max_length ({max_length}), "
-            "or a single sequence could not be placed"
-        )
+    check_token_budget(token_budget, max_length)
     shared = has_shared_prefixes(features)
     if packing == "auto":
         want_tree, reason = (

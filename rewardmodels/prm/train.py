@@ -58,20 +58,15 @@ def load_prm_model_and_tokenizer(model_args: ModelArguments, args: PRMConfig):
 def step_collator(args: PRMConfig, data_args: DataArguments, model, tokenizer, manifest: dict):
     """Padding-free packing (the packed twin of PaddedStepCollator) unless --packing none."""
     from rewardmodels.modeling import attn_implementation_of
-    from rewardmodels.packing import packed_step_collator, packing_attention_for
+    from rewardmodels.packing import check_token_budget, packed_step_collator, packing_attention_for
 
     manifest["packing"] = args.packing
     if args.packing == "none":
         return PaddedStepCollator(pad_token_id=tokenizer.pad_token_id)
-    budget = args.packing_token_budget
-    if budget is not None and budget < data_args.max_length:
-        raise ValueError(
-            f"--packing_token_budget ({budget}) must be at least --max_length ({data_args.max_length}), "
-            "or a single solution could not be placed"
-        )
+    check_token_budget(args.packing_token_budget, data_args.max_length)
     attention = packing_attention_for(attn_implementation_of(model))
     logger.info("batching: packed (attention via %s)", attention)
-    return packed_step_collator(tokenizer.pad_token_id, budget, attention)
+    return packed_step_collator(tokenizer.pad_token_id, args.packing_token_budget, attention)
 
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PRMConfig) -> PRMTrainer:

@@ -1,0 +1,61 @@
+"""What a scorer can do, as protocols checked with `isinstance`.
+
+Evaluators and the server dispatch on these, never on `getattr` probes or on `kind` strings, so a new scorer
+kind works everywhere as soon as it implements the methods. Every scorer implements `ScoresTexts`; the others
+are optional, and each is a faster or richer path that a caller prefers when it is there:
+
+- `ScoresTexts`: `score(prompts, responses)`, one float per response. Prompts and responses are plain
+  strings or chat messages (lists of `{"role", "content"}`).
+- `ScoresTokenIds`: `encode(prompts, responses)` gives token-id sequences in the scorer's own format
+  (chat template, truncation); `score_ids(sequences)` scores them. Lets a caller tokenize once and
+  deduplicate identical sequences.
+- `ScoresGroups`: `score_groups_ids(groups)` scores groups of encoded sequences that share a prompt, so the
+  scorer can run the shared prompt once (tree packing).
+- `ScoresSteps`: `score_steps(prompts, steps)` gives one score per step, NaN for a step it could not score
+  (cut by max_length).
+- `PredictsFirstError`: `predict_first_error(prompts, steps)` gives the index of the first wrong step, or
+  -1 when it judges every step correct (a generative verifier reads this off its own verdicts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class ScoresTexts(Protocol):
+    kind: str
+
+    def score(self, prompts: Sequence, responses: Sequence, batch_size: int = 16) -> list[float]: ...
+
+
+@runtime_checkable
+class ScoresTokenIds(Protocol):
+    def encode(self, prompts: Sequence, responses: Sequence) -> list[list[int]]: ...
+
+    def score_ids(self, sequences: list[list[int]], batch_size: int = 16) -> list[float]: ...
+
+
+@runtime_checkable
+class ScoresGroups(Protocol):
+    def encode(self, prompts: Sequence, responses: Sequence) -> list[list[int]]: ...
+
+    def score_groups_ids(self, groups: list[list[list[int]]], batch_size: int = 16) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class ScoresSteps(Protocol):
+    def score_steps(
+        self, prompts: Sequence, steps: Sequence[Sequence[str]], batch_size: int = 16
+    ) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class PredictsFirstError(Protocol):
+    def predict_first_error(
+        self, prompts: Sequence, steps: Sequence[Sequence[str]], batch_size: int = 16
+    ) -> list[int]: ...
+
+
+__all__ = ["ScoresTexts", "ScoresTokenIds", "ScoresGroups", "ScoresSteps", "PredictsFirstError"]

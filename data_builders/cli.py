@@ -11,7 +11,7 @@ import json
 
 from rewardmodels.data_builders.sources import RAW_BUILDERS, SYNTHETIC_ROWS, load_rows
 
-from rewardmodels.cli import HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter
 from rewardmodels.io import write_jsonl
 
 
@@ -22,7 +22,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rewardmodels build", description=__doc__, formatter_class=HelpFormatter)
+    parser = ArgumentParser(prog="rewardmodels build", description=__doc__, formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="builder", required=True, metavar="BUILDER")
     for name, (schema, build) in RAW_BUILDERS.items():
         doc = (build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else ""

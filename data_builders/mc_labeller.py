@@ -31,7 +31,7 @@ from typing import Protocol
 
 from tqdm.auto import tqdm
 
-from rewardmodels.cli import HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
 
 logger = logging.getLogger("rewardmodels")
 
@@ -347,7 +347,7 @@ def label_problems(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m rewardmodels.data_builders.mc_labeller",
         description=__doc__,
         formatter_class=HelpFormatter,
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_sampling_arguments(parser, "Tokens per sampled continuation.")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
 
     from rewardmodels.data_builders.schema import stepwise_row_errors, validate_rows
 

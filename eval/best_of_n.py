@@ -17,7 +17,6 @@ disk (see data_builders/mc_labeller.py), so an interrupted or repeated run sampl
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rewardmodels.cli import HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
 from rewardmodels.io import read_rows, write_json, write_jsonl
 
 logger = logging.getLogger("rewardmodels")
@@ -254,7 +253,7 @@ def sample_candidates(problems: Sequence[dict], sampler, n: int) -> list[dict]:
 def sample_main(argv: list[str]) -> int:
     from rewardmodels.data_builders.mc_labeller import add_sampling_arguments, open_sampler
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rewardmodels eval best-of-n sample",
         description="Sample N candidate solutions per problem with a generator model (cached on disk).",
         formatter_class=HelpFormatter,
@@ -265,7 +264,7 @@ def sample_main(argv: list[str]) -> int:
     parser.add_argument("--limit", type=int, default=None, help="Only the first N problems.")
     add_sampling_arguments(parser, "Tokens per candidate.")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     problems = read_rows(args.problems)[: args.limit]
     sampler = open_sampler(args)
     try:
@@ -286,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "sample":
         return sample_main(argv[1:])
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rewardmodels eval best-of-n",
         description=__doc__,
         formatter_class=HelpFormatter,
@@ -306,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available).")
     parser.add_argument("--dtype", default=None, help="float32, bfloat16, ...")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
 
     from rewardmodels.scorers import load_scorer
 

@@ -16,7 +16,6 @@ report says so). Results JSON, per-example JSONL and a markdown table are writte
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from rewardmodels.cli import HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
 from rewardmodels.io import read_rows, write_json, write_jsonl
 
 logger = logging.getLogger("rewardmodels")
@@ -352,7 +351,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rewardmodels eval processbench",
         description=__doc__,
         formatter_class=HelpFormatter,
@@ -392,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-length", type=int, default=None, help="Override the scorer's max_length.")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
 
     if bool(args.scorer) == bool(args.reuse_scores):
         parser.error("give exactly one of --scorer and --reuse-scores")

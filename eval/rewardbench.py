@@ -37,7 +37,7 @@ from typing import Any
 
 from rewardmodels.data_builders.schema import MAX_ERRORS_SHOWN, RowError, is_messages, text_of
 
-from rewardmodels.cli import HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
 from rewardmodels.io import read_rows, write_json, write_jsonl
 
 logger = logging.getLogger("rewardmodels.eval.rewardbench")
@@ -1014,7 +1014,7 @@ def build_scorer(args) -> tuple[Any, dict]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="rewardmodels eval rewardbench",
         description=__doc__,
         formatter_class=HelpFormatter,
@@ -1086,7 +1086,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if (args.ref_model or args.ref_free) and not args.model:
         raise SystemExit("--ref-model and --ref-free need --model (the DPO policy)")
     if args.ref_model and args.ref_free:

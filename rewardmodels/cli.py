@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
@@ -39,18 +38,6 @@ COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
         )
     },
 }
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps descriptions as written, and ends each flag's help with its default when it has one the help
-    does not already state (argparse's own defaults formatter would also print every `None`)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        shown = action.default is not None and action.default is not False and action.default != argparse.SUPPRESS
-        if shown and action.option_strings and "default" not in text.lower():
-            text += " (default: %(default)s)"
-        return text
 
 
 def usage() -> str:

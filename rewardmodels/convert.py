@@ -6,15 +6,13 @@ goes through this converted copy. Training commands do it on first use; this com
 
 from __future__ import annotations
 
-import argparse
-
-from rewardmodels.cli import HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter
 
 
 def main(argv: list[str] | None = None) -> int:
     from rewardmodels.modeling import EMBEDDED_ALIAS, convert_gguf, resolve_model_path
 
-    parser = argparse.ArgumentParser(prog="rewardmodels convert-gguf", description=__doc__, formatter_class=HelpFormatter)
+    parser = ArgumentParser(prog="rewardmodels convert-gguf", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("source", nargs="?", default=EMBEDDED_ALIAS, help=f"A .gguf file, or '{EMBEDDED_ALIAS}' (default).")
     parser.add_argument("--output", default=None, help="Directory to write (default: the cache, $REWARDMODELS_CACHE or ~/.cache/rewardmodels).")
     args = parser.parse_args(argv)

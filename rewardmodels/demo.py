@@ -8,9 +8,10 @@ can be appended to override the recipe, e.g. `rewardmodels demo --max_steps 20`.
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
+
+from rewardmodels.cli_common import setup_logging
 
 # Mirrors recipes/bt/smollm2_synthetic.yaml (a test keeps the two equal), so the demo also works from an
 # installed wheel where the recipes folder is not present.
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from rewardmodels.export import export_scorer
     from rewardmodels.training import final_eval, train_and_save
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     model_args, data_args, args = parse_layered(
         (ModelArguments, DataArguments, BTConfig), recipe_argv(DEMO_RECIPE) + list(argv or []),
         prog="rewardmodels demo", description=__doc__,

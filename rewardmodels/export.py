@@ -6,7 +6,6 @@ short model card. It loads with `AutoModelForSequenceClassification.from_pretrai
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -14,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rewardmodels.cli import HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
 from rewardmodels.io import write_json
 from rewardmodels.scorers.base import MANIFEST_NAME
 from rewardmodels.trainer_base import TRAINING_MANIFEST
@@ -105,7 +104,7 @@ def export_scorer(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="rewardmodels export", description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument(
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "--overwrite", action="store_true", help="Replace --output if it exists (the swap is atomic)."
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     out = export_scorer(args.checkpoint, args.output, args.overwrite)
     print(f"scorer written to {out}")
     return 0

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from tqdm.auto import tqdm
 
-from rewardmodels.cli import HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter
 from rewardmodels.io import read_rows, write_jsonl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rewardmodels score", description=__doc__, formatter_class=HelpFormatter)
+    parser = ArgumentParser(prog="rewardmodels score", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("scorer", help="Scorer directory written by `rewardmodels export`.")
     parser.add_argument("--input", "-i", required=True, help="Rows in .jsonl/.json/.parquet with a prompt and a response field.")
     parser.add_argument("--output", "-o", required=True, help="JSONL to write: each input row plus a `score` field (written atomically).")

@@ -8,12 +8,11 @@ GET /health returns {"status": "ok", "kind": ...}. Only the standard library is 
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from rewardmodels.cli import HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter
 
 
 def score_request(scorer, payload: dict, batch_size: int = 16) -> dict:
@@ -73,7 +72,7 @@ def make_server(scorer, host: str, port: int, batch_size: int = 16) -> Threading
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rewardmodels serve", description=__doc__, formatter_class=HelpFormatter)
+    parser = ArgumentParser(prog="rewardmodels serve", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("scorer", help="Scorer directory written by `rewardmodels export`.")
     parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
     parser.add_argument("--port", type=int, default=5000, help="Port to bind (default 5000).")

@@ -70,7 +70,7 @@ def test_demo_runs_the_embedded_default_recipe():
 def test_help_shows_each_default_the_help_does_not_already_state():
     import argparse
 
-    from rewardmodels.cli import HelpFormatter
+    from rewardmodels.cli_common import HelpFormatter
 
     parser = argparse.ArgumentParser(prog="x", formatter_class=HelpFormatter)
     parser.add_argument("--n", type=int, default=8, help="Count.")

@@ -6,6 +6,7 @@ import logging
 
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.trainer import BTTrainer
+from rewardmodels.cli_common import setup_logging
 from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.modeling import attn_implementation_of
 from rewardmodels.packing import make_pair_collator
@@ -60,7 +61,7 @@ def pair_collator(args: BTConfig, data_args: DataArguments, model, tokenizer, tr
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     model_args, data_args, args = parse_layered(
         (ModelArguments, DataArguments, BTConfig), argv, prog="rewardmodels train bt", description=__doc__
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from rewardmodels.cli_common import setup_logging
 from rewardmodels.collators import PaddedStepCollator
 from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.prm.config import PRMConfig
@@ -123,7 +124,7 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PR
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     model_args, data_args, args = parse_layered(
         (ModelArguments, DataArguments, PRMConfig), argv, prog="rewardmodels train prm", description=__doc__
     )

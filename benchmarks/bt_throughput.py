@@ -2,10 +2,13 @@
 
     python benchmarks/bt_throughput.py                      # SmolLM2-135M, HH-RLHF harmless, 512 tokens, 8 pairs
     python benchmarks/bt_throughput.py --steps 2 --configs tree,trl
+    python benchmarks/bt_throughput.py --recipe recipes/bt/smollm2_hh_sharegpt.yaml   # a user's first run's shape
 
 All four runs train the same model (same seed, so the same fresh head) on the same pairs in the same order
 (pre-shuffled once, then read sequentially), with the same max length, batch size, learning rate, optimizer
-and step count, full fine-tuning by default (--lora for LoRA r16 on every run). Each run is a subprocess of
+and step count, full fine-tuning by default (--lora for LoRA r16 on every run). `--recipe` takes the shape of
+a training recipe instead: its model, LoRA settings, max length, batch size, learning rate and gradient
+checkpointing, so the figures are those of a user's run of that recipe (flags given after it still win). Each run is a subprocess of
 its own so that its peak RSS is its own. The first step's loss comes from identical weights on identical
 pairs, so it must agree across all four: "faster" never means "different".
 
@@ -38,6 +41,11 @@ CONFIGS = ("trl", "padded", "packed", "tree")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="take model, LoRA, max length, batch, lr and gradient checkpointing from this training recipe",
+    )
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="HH-RLHF transcripts (.jsonl[.gz])")
     p.add_argument("--max-length", type=int, default=512)
@@ -45,7 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=4, help="timed steps per run")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before the timed ones")
     p.add_argument("--lr", type=float, default=1e-5)
-    p.add_argument("--lora", action="store_true", help="LoRA r16 (head trained) instead of full fine-tuning")
+    p.add_argument("--lora", action="store_true", help="LoRA (head trained) instead of full fine-tuning")
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--lora-alpha", type=int, default=32)
+    p.add_argument("--lora-dropout", type=float, default=0.0)
+    p.add_argument("--lora-targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj")
     p.add_argument("--token-budget", type=int, default=None, help="cap on packed row length (default: none)")
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--seed", type=int, default=0)
@@ -68,7 +80,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--features", default=None, help=argparse.SUPPRESS)
     p.add_argument("--result", default=None, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.recipe and not args.child:
+        args = p.parse_args(recipe_flags(args.recipe) + list(argv if argv is not None else sys.argv[1:]))
+    return args
+
+
+def recipe_flags(path: str) -> list[str]:
+    """The benchmark flags that reproduce a training recipe's shape (the recipe's layered config)."""
+    from rewardmodels.bt import BTConfig
+    from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+
+    model, data, train = parse_layered((ModelArguments, DataArguments, BTConfig), ["--config", path])
+    flags = ["--model", model.model_name_or_path, "--max-length", str(data.max_length)]
+    flags += ["--batch", str(train.per_device_train_batch_size), "--lr", str(train.learning_rate)]
+    flags += ["--gradient-checkpointing", "true" if train.gradient_checkpointing else "false"]
+    if model.use_lora:
+        flags += ["--lora", "--lora-r", str(model.lora_r), "--lora-alpha", str(model.lora_alpha)]
+        flags += ["--lora-dropout", str(model.lora_dropout), "--lora-targets", ",".join(model.lora_target_modules)]
+    return flags
 
 
 # ---------------------------------------------------------------- parent: data once, one subprocess per run
@@ -122,7 +152,8 @@ def run_child(config: str, args, features_path: Path, workdir: Path) -> dict:
     ):
         cmd += [flag, str(value)]
     if args.lora:
-        cmd.append("--lora")
+        cmd += ["--lora", "--lora-r", str(args.lora_r), "--lora-alpha", str(args.lora_alpha)]
+        cmd += ["--lora-dropout", str(args.lora_dropout), "--lora-targets", args.lora_targets]
     if args.profile:
         cmd.append("--profile")
     if args.token_budget:
@@ -191,7 +222,7 @@ def main_parent(args) -> int:
     print(
         f"SmolLM2 ({args.model}), HH-RLHF harmless, max_length={args.max_length}, {args.batch} pairs/step, "
         f"{args.steps} timed steps after {args.warmup} warmup, lr={args.lr}, "
-        f"{'LoRA r16' if args.lora else 'full fine-tune'}, fp32, sdpa, gradient checkpointing "
+        f"{f'LoRA r{args.lora_r}' if args.lora else 'full fine-tune'}, fp32, sdpa, gradient checkpointing "
         f"{args.gradient_checkpointing}, {args.repeats} pass(es) (ABBA order), torch threads "
         f"{args.threads or 'default'}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'PASSIVE')}"
     )
@@ -295,7 +326,9 @@ def main_child(args) -> int:
     import torch
     from transformers import set_seed
 
-    from rewardmodels.modeling import LoraSettings, load_reward_model, load_tokenizer
+    from rewardmodels.config import ModelArguments
+    from rewardmodels.modeling import load_tokenizer
+    from rewardmodels.training import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -304,13 +337,18 @@ def main_child(args) -> int:
     features = features[: total * args.batch]
     tokenizer = load_tokenizer(args.model)
     set_seed(args.seed)  # the fresh head's initialisation: identical in every run
-    model = load_reward_model(
-        args.model,
-        tokenizer,
+    # The loader `rewardmodels train bt` uses, for every run (TRL's included), so all start from one model.
+    model_args = ModelArguments(
+        model_name_or_path=args.model,
         attn_implementation="sdpa",
-        dtype="float32",
-        lora=LoraSettings(r=16, alpha=32) if args.lora else None,
+        model_dtype="float32",
+        use_lora=args.lora,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        lora_target_modules=args.lora_targets.split(","),
     )
+    model = load_model(model_args, tokenizer, num_labels=1, seed=args.seed)
     common = dict(
         output_dir=str(Path(args.result).parent / f"out-{args.child}"),
         per_device_train_batch_size=args.batch,

@@ -124,6 +124,23 @@ def default_device_type() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """The device asked for, else cuda when available, else cpu."""
+    return torch.device(device) if device else torch.device(default_device_type())
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> torch.dtype:
+    """None or "auto" -> bfloat16 on CUDA, float32 elsewhere; a name ("bfloat16") or a torch.dtype as given."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    value = getattr(torch, dtype, None)
+    if not isinstance(value, torch.dtype):
+        raise ValueError(f"dtype must be 'auto', a torch dtype name such as 'bfloat16', or a torch.dtype; got {dtype!r}")
+    return value
+
+
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     """Load a tokenizer and give it a pad token that can never be a sequence's last real token.
 
@@ -160,6 +177,90 @@ def head_module_name(model: nn.Module) -> str:
     raise ValueError(f"{type(model).__name__} has no `score` or `classifier` head")
 
 
+HEAD_MODEL_CLASSES = {
+    "seq_cls": "AutoModelForSequenceClassification",
+    "token_cls": "AutoModelForSequenceClassification",
+    "causal_lm": "AutoModelForCausalLM",
+}
+PEFT_TASK_TYPES = {"seq_cls": "SEQ_CLS", "token_cls": "TOKEN_CLS", "causal_lm": "CAUSAL_LM"}
+
+
+def load_backbone(
+    name_or_path: str,
+    head: str,
+    *,
+    num_labels: int = 1,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device | None = None,
+    attn_implementation: str | None = None,
+    lora: LoraSettings | None = None,
+    trust_remote_code: bool = False,
+    tokenizer=None,
+    trainable_token_ids: list[int] | None = None,
+) -> nn.Module:
+    """THE model loader: a backbone with the given head, from a Hub id, a local directory (safetensors only),
+    a .gguf file or the embedded alias, in `pick_dtype(dtype, device)`, with the attention kernel that
+    `choose_attn_implementation` picks for the device.
+
+    Heads (`HEAD_MODEL_CLASSES`): `seq_cls` and `token_cls` both load `AutoModelForSequenceClassification`
+    with a `num_labels`-way head; they differ in where the head is read (`rewards_at`: the last token, or
+    every step separator). `token_cls` deliberately does not use `AutoModelForTokenClassification`: that
+    class adds a bias and dropout to the head, and every PRM scorer directory exported so far holds
+    sequence-classification weights that plain `AutoModelForSequenceClassification` reloads. `causal_lm`
+    loads `AutoModelForCausalLM` (no new head; `num_labels` is ignored).
+
+    `device=None` leaves the model on the CPU (a Trainer places it) but still picks attention and dtype for
+    the machine's default device. A `tokenizer` larger than the embedding matrix resizes it, and its pad id
+    becomes the model's. `lora` wraps the model in peft with the head's TaskType; a classification head is in
+    `modules_to_save`, so it is trained and saved with the adapter. `trainable_token_ids` (LoRA only) are
+    embedding rows trained and saved with the adapter: tokens added to the tokenizer, such as a PRM step
+    separator, whose freshly resized rows would otherwise stay at a random initialisation export could not
+    reproduce. `trust_remote_code` is passed through as given, never switched on here.
+    """
+    import transformers
+
+    if head not in HEAD_MODEL_CLASSES:
+        raise ValueError(f"head must be one of {sorted(HEAD_MODEL_CLASSES)}, got {head!r}")
+    path = resolve_model_path(name_or_path)
+    _require_safetensors(path)
+    device_type = torch.device(device).type if device is not None else default_device_type()
+    model_class = getattr(transformers, HEAD_MODEL_CLASSES[head])
+    head_kwargs = {} if head == "causal_lm" else {"num_labels": num_labels}
+    model = model_class.from_pretrained(
+        path,
+        **head_kwargs,
+        attn_implementation=choose_attn_implementation(attn_implementation, device_type),
+        dtype=pick_dtype(dtype, device_type),
+        trust_remote_code=trust_remote_code,
+        # With remote code allowed the user already trusts the repository; otherwise never unpickle weights.
+        use_safetensors=None if trust_remote_code else True,
+    )
+    if tokenizer is not None:
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer))
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if lora is not None:
+        model = _wrap_lora(model, head, lora, trainable_token_ids)
+    elif trainable_token_ids:
+        raise ValueError("trainable_token_ids only apply under LoRA (without it every row is trained)")
+    return model.to(device) if device is not None else model
+
+
+def _wrap_lora(model: nn.Module, head: str, lora: LoraSettings, trainable_token_ids: list[int] | None):
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    config = LoraConfig(
+        task_type=getattr(TaskType, PEFT_TASK_TYPES[head]),
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        modules_to_save=None if head == "causal_lm" else [head_module_name(model)],
+        **({"trainable_token_indices": list(trainable_token_ids)} if trainable_token_ids else {}),
+    )
+    return get_peft_model(model, config)
+
+
 def load_reward_model(
     name_or_path: str,
     tokenizer=None,
@@ -171,58 +272,29 @@ def load_reward_model(
     device_type: str | None = None,
     trainable_token_ids: list[int] | None = None,
 ):
-    """Load a backbone with a freshly initialised (or saved) `num_labels`-way head, optionally under LoRA.
-
-    With LoRA the head is listed in `modules_to_save`, so it is trained and written with the adapter.
-    `trainable_token_ids` (LoRA only) are embedding rows trained and saved with the adapter: tokens added to
-    the tokenizer, such as a PRM step separator, whose freshly resized rows would otherwise be frozen at a
-    random initialisation that export could not reproduce.
-    """
-    from transformers import AutoModelForSequenceClassification
-
-    path = resolve_model_path(name_or_path)
-    attn = choose_attn_implementation(attn_implementation, device_type or default_device_type())
-    torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) and dtype != "auto" else dtype
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path,
+    """Older call sites' spelling of `load_backbone(name_or_path, "seq_cls", ...)`; new code calls that."""
+    return load_backbone(
+        name_or_path,
+        "seq_cls",
         num_labels=num_labels,
-        attn_implementation=attn,
-        dtype=torch_dtype,
+        dtype=dtype,
+        device=device_type,
+        attn_implementation=attn_implementation,
+        lora=lora,
         trust_remote_code=trust_remote_code,
-        use_safetensors=None if trust_remote_code else _prefer_safetensors(path),
+        tokenizer=tokenizer,
+        trainable_token_ids=trainable_token_ids,
     )
-    if tokenizer is not None:
-        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
-            model.resize_token_embeddings(len(tokenizer))
-        model.config.pad_token_id = tokenizer.pad_token_id
-    if lora is not None:
-        from peft import LoraConfig, TaskType, get_peft_model
-
-        head = head_module_name(model)
-        config = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
-            r=lora.r,
-            lora_alpha=lora.alpha,
-            lora_dropout=lora.dropout,
-            target_modules=list(lora.target_modules),
-            modules_to_save=[head],
-            **({"trainable_token_indices": list(trainable_token_ids)} if trainable_token_ids else {}),
-        )
-        model = get_peft_model(model, config)
-    return model
 
 
-def _prefer_safetensors(path: str) -> bool | None:
-    """Local directories must hold safetensors; pickled .bin weights are refused unless the user opts in."""
+def _require_safetensors(path: str) -> None:
+    """Local directories must hold safetensors: unpickling .bin weights can run arbitrary code."""
     p = Path(path)
-    if p.is_dir():
-        if not any(p.glob("*.safetensors")):
-            raise ValueError(
-                f"{path} has no .safetensors weights. Loading pickled weights can run arbitrary code; "
-                "convert the checkpoint to safetensors first."
-            )
-        return True
-    return True
+    if p.is_dir() and not any(p.glob("*.safetensors")):
+        raise ValueError(
+            f"{path} has no .safetensors weights. Loading pickled weights can run arbitrary code; "
+            "convert the checkpoint to safetensors first."
+        )
 
 
 def unwrap(model: nn.Module) -> nn.Module:

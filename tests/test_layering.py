@@ -1,0 +1,226 @@
+"""The import layering of the package, checked from source (ast), so no module has to be importable.
+
+Every module under rewardmodels/, eval/ (installed as rewardmodels.eval) and data_builders/ (installed as
+rewardmodels.data_builders) is parsed, and every import in it, including those inside functions and
+`if TYPE_CHECKING:` blocks, is checked against the rules in RULES. A failure names the module, the line, the
+import and the rule with its reason.
+
+Where export sits: `rewardmodels.export` turns a training output into a scorer directory, so it stands
+between the methods and the scorers. It may read the trainers' shared contract (`trainer_base`, `training`:
+the training-manifest name and the checkpoint layout every method writes) and the scorers' manifest, but no
+method package (export is generic over methods, design note 5) and nothing from eval.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Source folders and the package name each installs as (pyproject.toml's package-dir).
+SOURCE_ROOTS = {
+    "rewardmodels": REPO / "rewardmodels",
+    "rewardmodels.eval": REPO / "eval",
+    "rewardmodels.data_builders": REPO / "data_builders",
+}
+
+# Method packages: one folder per training method. A new method room is added here when it is created, so
+# the rules below cover it from its first file (implicit_prm and generative are planned).
+METHOD_PACKAGES = [
+    "rewardmodels.bt",
+    "rewardmodels.prm",
+    "rewardmodels.implicit_prm",
+    "rewardmodels.generative",
+]
+# Everything that is training code: the method packages and what all trainers share.
+TRAINER_MODULES = [*METHOD_PACKAGES, "rewardmodels.trainer_base", "rewardmodels.training"]
+EVAL = ["rewardmodels.eval"]
+BUILDERS = ["rewardmodels.data_builders"]
+CORE_MODULES = [
+    f"rewardmodels.{name}"
+    for name in (
+        "losses", "modeling", "tokenization", "packing", "collators", "logprobs", "sampling", "answers",
+        "steps", "io", "errors", "cli_common",
+    )
+]  # fmt: skip
+SCORERS = ["rewardmodels.scorers"]
+COMMAND_TABLE = "rewardmodels.cli"
+# The two modules that run the command table: the table itself and `python -m rewardmodels`.
+ENTRY_POINTS = [COMMAND_TABLE, "rewardmodels.__main__"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    applies_to: tuple[str, ...]  # module prefixes the rule covers
+    forbidden: tuple[str, ...]  # module prefixes they may not import
+    reason: str
+    exempt: tuple[str, ...] = ()  # modules of applies_to the rule does not cover
+
+    def covers(self, module: str) -> bool:
+        return within(module, self.applies_to) and module not in self.exempt
+
+
+RULES = [
+    Rule(
+        "eval imports no trainer",
+        tuple(EVAL),
+        tuple(TRAINER_MODULES),
+        "evaluators score exported scorer directories; they must run without any training code",
+    ),
+    Rule(
+        "core imports no method, eval or builder",
+        tuple(CORE_MODULES),
+        (*TRAINER_MODULES, *EVAL, *BUILDERS),
+        "core modules are the shared seams every layer imports, so they may depend on nothing above them",
+    ),
+    Rule(
+        "scorers import no trainer or eval",
+        tuple(SCORERS),
+        (*TRAINER_MODULES, *EVAL),
+        "a scorer directory loads for inference and RL loops without training code or evaluators",
+    ),
+    Rule(
+        "builders import no trainer or eval",
+        tuple(BUILDERS),
+        (*TRAINER_MODULES, *EVAL),
+        "data builders produce canonical rows; training and evaluation consume them, not the reverse",
+    ),
+    Rule(
+        "export imports no method package or eval",
+        ("rewardmodels.export",),
+        (*METHOD_PACKAGES, *EVAL),
+        "export is generic over methods: it reads the training manifest, never a method's code",
+    ),
+    Rule(
+        "no library module imports the command table",
+        ("rewardmodels",),
+        (COMMAND_TABLE,),
+        "rewardmodels.cli only dispatches; shared CLI pieces live in rewardmodels.cli_common",
+        exempt=tuple(ENTRY_POINTS),
+    ),
+]
+
+
+def within(module: str, prefixes: tuple[str, ...] | list[str]) -> bool:
+    """True when `module` is one of `prefixes` or inside one of them (a package's submodules)."""
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def module_name(root_package: str, root: Path, path: Path) -> tuple[str, bool]:
+    """Dotted name of a source file and whether it is a package (`__init__.py`)."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    is_package = parts[-1] == "__init__"
+    if is_package:
+        parts = parts[:-1]
+    return ".".join([root_package, *parts]), is_package
+
+
+@dataclass(frozen=True)
+class Import:
+    line: int
+    module: str  # the module named, relative imports resolved
+    names: tuple[str, ...] = ()  # for `from module import a, b`: a and b, each possibly a submodule
+
+    def candidates(self) -> list[str]:
+        """The module, then `module.name` for each name: `from rewardmodels import cli` imports the table."""
+        return [self.module, *(f"{self.module}.{name}" for name in self.names if name != "*")]
+
+
+def imported_modules(source: str, module: str, is_package: bool) -> list[Import]:
+    """Every import in `source`, anywhere in the file (function bodies, TYPE_CHECKING blocks)."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: list[Import] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [Import(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found.append(Import(node.lineno, base, tuple(alias.name for alias in node.names)))
+    return sorted(found, key=lambda i: i.line)
+
+
+def violations(module: str, imports: list[Import]) -> list[str]:
+    """One line per forbidden import and rule: module, line, what it imports, the rule and its reason."""
+    found = []
+    for rule in RULES:
+        if not rule.covers(module):
+            continue
+        for imp in imports:
+            hit = next((c for c in imp.candidates() if within(c, rule.forbidden)), None)
+            if hit is not None:
+                found.append(f"{module}:{imp.line} imports {hit} [{rule.name}: {rule.reason}]")
+    return found
+
+
+def source_modules() -> dict[str, tuple[Path, bool]]:
+    modules = {}
+    for package, root in SOURCE_ROOTS.items():
+        for path in sorted(root.rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            name, is_package = module_name(package, root, path)
+            modules[name] = (path, is_package)
+    return modules
+
+
+def test_the_tree_keeps_its_layering():
+    problems = []
+    for module, (path, is_package) in source_modules().items():
+        imports = imported_modules(path.read_text(encoding="utf-8"), module, is_package)
+        problems += violations(module, imports)
+    assert not problems, "forbidden imports:\n  " + "\n  ".join(problems)
+
+
+def test_the_checker_reads_the_whole_tree():
+    modules = source_modules()
+    # ~45 modules today; a broken root mapping would find none of a whole folder.
+    assert len(modules) >= 30, sorted(modules)
+    for expected in (
+        "rewardmodels.losses",
+        "rewardmodels.scorers",
+        "rewardmodels.bt.trainer",
+        "rewardmodels.eval.processbench",
+        "rewardmodels.data_builders.schema",
+    ):
+        assert expected in modules
+    assert modules["rewardmodels.scorers"][1] and not modules["rewardmodels.losses"][1]
+
+
+def test_the_checker_catches_a_forbidden_import_inside_a_function():
+    source = "import json\n\n\ndef score():\n    from rewardmodels.bt.trainer import BTTrainer\n    return BTTrainer\n"
+    found = violations("rewardmodels.eval.fake", imported_modules(source, "rewardmodels.eval.fake", False))
+    assert found == [
+        "rewardmodels.eval.fake:5 imports rewardmodels.bt.trainer "
+        "[eval imports no trainer: evaluators score exported scorer directories; they must run without any "
+        "training code]",
+    ]
+
+
+def test_the_checker_resolves_relative_and_submodule_imports():
+    # scorers/fake.py: `..bt` is rewardmodels.bt; in a package __init__, `.` is the package itself
+    imports = imported_modules("from ..bt import trainer\n", "rewardmodels.scorers.fake", False)
+    assert imports == [Import(1, "rewardmodels.bt", ("trainer",))]
+    assert [v.split(" [")[0] for v in violations("rewardmodels.scorers.fake", imports)] == [
+        "rewardmodels.scorers.fake:1 imports rewardmodels.bt"
+    ]
+    assert imported_modules("from . import base\n", "rewardmodels.scorers", True) == [
+        Import(1, "rewardmodels.scorers", ("base",))
+    ]
+    # `from rewardmodels import cli` is the command table; the entry point itself is exempt
+    table = imported_modules("from rewardmodels import cli\n", "rewardmodels.serve", False)
+    assert [v.split(" [")[0] for v in violations("rewardmodels.serve", table)] == [
+        "rewardmodels.serve:1 imports rewardmodels.cli"
+    ]
+    assert violations("rewardmodels.__main__", table) == []
+    # a core module may import another core module; `rewardmodels.packing.layout` is inside core `packing`
+    ok = imported_modules("from rewardmodels.io import read_rows\n", "rewardmodels.packing.layout", False)
+    assert violations("rewardmodels.packing.layout", ok) == []
+    bad = imported_modules("import rewardmodels.eval.report\n", "rewardmodels.packing.layout", False)
+    assert len(violations("rewardmodels.packing.layout", bad)) == 1

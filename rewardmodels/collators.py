@@ -6,7 +6,14 @@
   reward_positions  (n,) flat indices into rows * length where a reward is read
 
 For pairs, the first half of `reward_positions` belongs to chosen sequences and the second half to the
-rejected ones, in the order of the features. Padded batches are right-padded.
+rejected ones, in the order of the features. Pair batches (padded here, packed and tree-packed in
+`rewardmodels.packing`) also carry, one value per pair in feature order, when any feature has the field:
+
+  margin            (pairs,) float32: subtracted inside the BT sigmoid; 0.0 for a pair without one
+  tie               (pairs,) bool: True for a pair rated equally good (its two sides are "chosen" and
+                    "rejected" only by position); False for a pair without the field
+
+Both are read by `pair_fields`, the one reader every pair collator uses. Padded batches are right-padded.
 """
 
 from __future__ import annotations
@@ -30,10 +37,21 @@ def pad_sequences(sequences: list[list[int]], pad_token_id: int, pad_to_multiple
     return input_ids, attention_mask, last
 
 
-def _margins(features: list[dict]) -> torch.Tensor | None:
-    if not any("margin" in f for f in features):
-        return None
-    return torch.tensor([float(f.get("margin", 0.0)) for f in features], dtype=torch.float32)
+def pair_fields(features: list[dict]) -> dict[str, torch.Tensor]:
+    """The per-pair fields of a pair batch: `margin` (float, 0.0 where a feature has none) and `tie` (bool,
+    False where a feature has none or None), each present only when some feature has the key."""
+    fields: dict[str, torch.Tensor] = {}
+    if any("margin" in f for f in features):
+        fields["margin"] = torch.tensor([float(f.get("margin", 0.0)) for f in features], dtype=torch.float32)
+    if any("tie" in f for f in features):
+        ties = []
+        for i, f in enumerate(features):
+            value = f.get("tie")
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"feature {i}: field 'tie' must be a bool, got {value!r}")
+            ties.append(bool(value))
+        fields["tie"] = torch.tensor(ties, dtype=torch.bool)
+    return fields
 
 
 @dataclass
@@ -48,9 +66,7 @@ class PaddedPairCollator:
         sequences += [f["prefix_ids"] + f["rejected_ids"] for f in features]
         input_ids, attention_mask, last = pad_sequences(sequences, self.pad_token_id, self.pad_to_multiple_of)
         batch = {"input_ids": input_ids, "attention_mask": attention_mask, "reward_positions": last}
-        margin = _margins(features)
-        if margin is not None:
-            batch["margin"] = margin
+        batch.update(pair_fields(features))
         return batch
 
 

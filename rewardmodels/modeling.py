@@ -22,6 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+# packing.attention never imports modeling, so this direction has no cycle: it takes the unwrapped model
+# (`unwrap` below), and modeling runs its dispatch in token_logits.
+from rewardmodels.packing.attention import packed_attention_kwargs
+
 logger = logging.getLogger(__name__)
 
 EMBEDDED_ALIAS = "smollm2-135m"
@@ -327,76 +331,13 @@ def attn_implementation_of(model: nn.Module) -> str:
     return getattr(unwrap(model).config, "_attn_implementation", None) or "sdpa"
 
 
-def packed_attention_kwargs(model: nn.Module, batch: dict) -> dict:
-    """Adapt a packed batch (see `rewardmodels.packing`) to the model's attention kernel.
-
-    - eager adds the mask to the scores, so a boolean 4D mask becomes an additive one (0 / dtype minimum);
-      sdpa takes the boolean mask as it is.
-    - a segment plan (sdpa) runs through the registered segmented kernel; an sdpa model is switched to it
-      on first use. It computes exactly what sdpa computes, and falls back to sdpa for batches without a plan.
-    - flex_attention gets a sparse BlockMask built on the device from the layout's doc and branch ids.
-    - flash-attention gets cu_seqlens and max lengths (varlen), and refuses a dense 4D mask.
-    Returns the keyword arguments that replace or extend the model call's; empty for a padded batch.
-    """
-    out: dict = {}
-    impl = attn_implementation_of(model)
-    mask = batch.get("attention_mask")
-    is_flash = "flash" in impl
-    if batch.get("packed_segments") is not None:
-        from rewardmodels.packing import SEGMENTED_SDPA, register_segmented_sdpa
-
-        if impl == "sdpa":
-            register_segmented_sdpa()
-            unwrap(model).set_attn_implementation(SEGMENTED_SDPA)
-        elif impl != SEGMENTED_SDPA:
-            raise ValueError(
-                f"a segmented packed batch needs sdpa attention, the model uses {impl}; build the batch with "
-                f"packing attention {packing_mode_hint(impl)!r}"
-            )
-        out["packed_segments"] = batch["packed_segments"]
-    elif mask is not None and mask.dim() == 4:
-        if is_flash:
-            raise ValueError(
-                f"a 4D packed attention mask cannot run with attn_implementation={impl}; build the batch with "
-                "packing attention 'varlen' (plain packing) or load the model with sdpa"
-            )
-        if impl == "eager" and mask.dtype == torch.bool:
-            dtype = next(unwrap(model).parameters()).dtype
-            dtype = dtype if dtype.is_floating_point else torch.float32
-            out["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
-                ~mask, torch.finfo(dtype).min
-            )
-    elif mask is None and batch.get("packed_doc_ids") is not None:
-        if impl == "flex_attention":
-            from rewardmodels.packing import flex_block_mask
-
-            out["attention_mask"] = flex_block_mask(batch["packed_doc_ids"], batch["packed_branch_ids"])
-        elif is_flash:
-            if batch.get("cu_seq_lens_q") is None:
-                raise ValueError("a packed batch for flash-attention needs cu_seq_lens_q/k (packing 'varlen')")
-            for key in ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k"):
-                out[key] = batch[key]
-        else:
-            raise ValueError(
-                f"this packed batch carries no attention mask and attn_implementation={impl} needs one; "
-                "use packing attention 'mask'"
-            )
-    return out
-
-
-def packing_mode_hint(impl: str) -> str:
-    from rewardmodels.packing import packing_attention_for
-
-    return packing_attention_for(impl)
-
-
 def token_logits(model: nn.Module, batch: dict) -> torch.Tensor:
     """Run the model's own forward and return the head output at every position: (rows, length, num_labels)."""
     kwargs = {"input_ids": batch["input_ids"], "use_cache": False}
     for key in ("attention_mask", "position_ids"):
         if batch.get(key) is not None:
             kwargs[key] = batch[key]
-    kwargs.update(packed_attention_kwargs(model, batch))
+    kwargs.update(packed_attention_kwargs(unwrap(model), batch))
     with capture_head_output(model) as box:
         model(**kwargs)
     return box["logits"]

@@ -16,12 +16,7 @@ import torch
 
 from rewardmodels.collators import PaddedPairCollator, PaddedSequenceCollator
 from rewardmodels.losses import bradley_terry_loss
-from rewardmodels.modeling import (
-    attn_implementation_of,
-    load_reward_model,
-    packed_attention_kwargs,
-    rewards_at,
-)
+from rewardmodels.modeling import attn_implementation_of, load_reward_model, rewards_at
 from rewardmodels.packing import (
     SEGMENTED_SDPA,
     PackedPairCollator,
@@ -31,6 +26,7 @@ from rewardmodels.packing import (
     flex_block_mask,
     group_blocks,
     make_pair_collator,
+    packed_attention_kwargs,
     packed_step_collator,
     packing_attention_for,
     tree_mask_mod,
@@ -532,7 +528,7 @@ def test_bt_trainer_uses_plain_packing_without_shared_prefixes(tiny_llama, tmp_p
 def test_segmented_kernel_is_exact_with_many_block_groups(tiny_qwen2, tiny_tokenizer, monkeypatch):
     """With a near-free call cost every differently sized block gets its own padded group: the gather and
     scatter across many groups must still give the padded result."""
-    import rewardmodels.packing as packing
+    import rewardmodels.packing.kernels as packing
 
     monkeypatch.setattr(packing, "_CALL_COST", 1)
     features = _pairs(tiny_tokenizer)

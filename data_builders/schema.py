@@ -26,14 +26,18 @@ class RowError:
 
 
 class DataValidationError(ValueError):
-    def __init__(self, errors: list[RowError], source: str = "dataset"):
+    def __init__(
+        self,
+        errors: list[RowError],
+        source: str = "dataset",
+        hint: str = "Fix the rows, or pass --invalid_rows drop to drop and count them.",
+    ):
         self.errors = errors
         shown = "\n  ".join(str(e) for e in errors[:MAX_ERRORS_SHOWN])
         more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
         counts = ", ".join(f"{k}: {v}" for k, v in Counter(e.kind for e in errors).items())
         super().__init__(
-            f"{source}: {len(errors)} invalid row(s) [{counts}]\n  {shown}{more}\n"
-            "Fix the rows, or pass --invalid_rows drop to drop and count them."
+            f"{source}: {len(errors)} invalid row(s) [{counts}]\n  {shown}{more}\n{hint}"
         )
 
 

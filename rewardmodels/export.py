@@ -1,7 +1,9 @@
 """`rewardmodels export`: turn a training output or checkpoint into a scorer directory.
 
 The directory holds plain HF model files (safetensors, LoRA merged), the tokenizer, `reward_model.json` and a
-short model card. It loads with `AutoModelForSequenceClassification.from_pretrained(dir)` and no custom code.
+short model card. It loads with no custom code, through the class the training manifest's `head` names
+(`modeling.HEAD_MODEL_CLASSES`): `AutoModelForSequenceClassification.from_pretrained(dir)` for reward heads
+(BT, PRM), `AutoModelForCausalLM.from_pretrained(dir)` for a `causal_lm` head (a DPO policy).
 """
 
 from __future__ import annotations
@@ -31,22 +33,48 @@ def find_training_manifest(checkpoint: Path) -> dict:
     )
 
 
-def load_trained_model(checkpoint: Path, manifest: dict, num_labels: int = 1):
-    """The trained model with LoRA merged into the base weights, and its tokenizer."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def manifest_head(manifest: dict) -> str:
+    """The head a training manifest records; manifests written before it was recorded hold
+    sequence-classification weights (BT and PRM alike), which the `seq_cls` head reloads."""
+    return manifest.get("head", "seq_cls")
 
+
+def saved_dtype(checkpoint: Path) -> str:
+    """The dtype a full (non-LoRA) checkpoint was saved in, from its config.json (float32 if unrecorded)."""
+    config = json.loads((checkpoint / "config.json").read_text())
+    return config.get("dtype") or config.get("torch_dtype") or "float32"
+
+
+def load_trained_model(checkpoint: Path, manifest: dict, num_labels: int = 1):
+    """The trained model with LoRA merged into the base weights, and its tokenizer, on the CPU: a LoRA run's
+    base in float32, a full fine-tune in the dtype it was saved in."""
+    from transformers import AutoTokenizer
+
+    from rewardmodels.modeling import load_backbone
+
+    head = manifest_head(manifest)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     if (checkpoint / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        from rewardmodels.modeling import load_reward_model
-
-        base = load_reward_model(
-            manifest["base_model"], tokenizer=tokenizer, num_labels=num_labels, device_type="cpu"
+        base = load_backbone(
+            manifest["base_model"],
+            head,
+            num_labels=num_labels,
+            dtype="float32",
+            device="cpu",
+            tokenizer=tokenizer,
         )
         model = PeftModel.from_pretrained(base, checkpoint).merge_and_unload()
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(checkpoint, use_safetensors=True)
+        model = load_backbone(
+            str(checkpoint),
+            head,
+            num_labels=None,  # as saved
+            dtype=saved_dtype(checkpoint),
+            device="cpu",
+            tokenizer=tokenizer,
+        )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 

@@ -141,7 +141,9 @@ def pick_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> t
         return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     value = getattr(torch, dtype, None)
     if not isinstance(value, torch.dtype):
-        raise ValueError(f"dtype must be 'auto', a torch dtype name such as 'bfloat16', or a torch.dtype; got {dtype!r}")
+        raise ValueError(
+            f"dtype must be 'auto', a torch dtype name such as 'bfloat16', or a torch.dtype; got {dtype!r}"
+        )
     return value
 
 
@@ -193,7 +195,7 @@ def load_backbone(
     name_or_path: str,
     head: str,
     *,
-    num_labels: int = 1,
+    num_labels: int | None = 1,
     dtype: str | torch.dtype | None = None,
     device: str | torch.device | None = None,
     attn_implementation: str | None = None,
@@ -207,11 +209,12 @@ def load_backbone(
     `choose_attn_implementation` picks for the device.
 
     Heads (`HEAD_MODEL_CLASSES`): `seq_cls` and `token_cls` both load `AutoModelForSequenceClassification`
-    with a `num_labels`-way head; they differ in where the head is read (`rewards_at`: the last token, or
-    every step separator). `token_cls` deliberately does not use `AutoModelForTokenClassification`: that
-    class adds a bias and dropout to the head, and every PRM scorer directory exported so far holds
-    sequence-classification weights that plain `AutoModelForSequenceClassification` reloads. `causal_lm`
-    loads `AutoModelForCausalLM` (no new head; `num_labels` is ignored).
+    with a `num_labels`-way head (None: as many as the checkpoint's config says); they differ only in where
+    the head is read (`rewards_at`: the last token, or every step separator). `token_cls` deliberately does
+    not use `AutoModelForTokenClassification`: that class adds a bias and dropout to the head, and every PRM
+    scorer directory exported so far holds sequence-classification weights that plain
+    `AutoModelForSequenceClassification` reloads (PRM training and export round-trip through it unchanged).
+    `causal_lm` loads `AutoModelForCausalLM` (no new head; `num_labels` is ignored).
 
     `device=None` leaves the model on the CPU (a Trainer places it) but still picks attention and dtype for
     the machine's default device. A `tokenizer` larger than the embedding matrix resizes it, and its pad id
@@ -229,7 +232,7 @@ def load_backbone(
     _require_safetensors(path)
     device_type = torch.device(device).type if device is not None else default_device_type()
     model_class = getattr(transformers, HEAD_MODEL_CLASSES[head])
-    head_kwargs = {} if head == "causal_lm" else {"num_labels": num_labels}
+    head_kwargs = {} if head == "causal_lm" or num_labels is None else {"num_labels": num_labels}
     model = model_class.from_pretrained(
         path,
         **head_kwargs,

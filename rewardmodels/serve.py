@@ -13,6 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter
+from rewardmodels.scorers.capabilities import ScoresTokenIds
 
 
 def score_request(scorer, payload: dict, batch_size: int = 16) -> dict:
@@ -23,13 +24,15 @@ def score_request(scorer, payload: dict, batch_size: int = 16) -> dict:
         queries = payload["query"]
         if not isinstance(queries, list) or not all(isinstance(q, str) for q in queries):
             raise ValueError("'query' must be a list of strings")
-        if not callable(getattr(scorer, "score_ids", None)):
+        if not isinstance(scorer, ScoresTokenIds):
             # A PRM reads its head at step separators inside the response, which a pre-formatted text hides.
             raise ValueError(
                 f"this {scorer.kind} scorer cannot score pre-formatted 'query' texts; send "
                 "{'prompts': [...], 'responses': [...]} so that it can find the steps"
             )
-        ids = [scorer.tokenizer(q, add_special_tokens=False)["input_ids"][-scorer.max_length :] for q in queries]
+        # A query is already the formatted prompt + response: token ids as they are, cut from the left.
+        tokenized = scorer.tokenizer(queries, add_special_tokens=False)["input_ids"]
+        ids = [q[-scorer.max_length :] for q in tokenized]
         rewards = scorer.score_ids(ids, batch_size)
     else:
         raise ValueError("send {'query': [...]} (OpenRLHF) or {'prompts': [...], 'responses': [...]}")

@@ -10,23 +10,34 @@ from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from rewardmodels.config import DataArguments, ModelArguments
-from rewardmodels.modeling import LoraSettings, load_reward_model, load_tokenizer, resolve_model_path
+from rewardmodels.modeling import (
+    HEAD_MODEL_CLASSES,
+    LoraSettings,
+    load_backbone,
+    load_tokenizer,
+    resolve_model_path,
+)
 
 logger = logging.getLogger("rewardmodels")
 
 
-def load_train_eval_rows(data_args: DataArguments, schema: str, seed: int) -> tuple[list[dict], list[dict]]:
-    """Validated training and held-out rows. Runs before the model loads, so bad data fails fast."""
+def load_train_eval_rows(
+    data_args: DataArguments, schema: str, seed: int, hard_labels: bool = False
+) -> tuple[list[dict], list[dict]]:
+    """Validated training and held-out rows. Runs before the model loads, so bad data fails fast.
+    `hard_labels`: stepwise labels must be bools or exactly 0/1 (checked with the other row checks)."""
     from rewardmodels.data_builders.sources import load_rows
 
     drop = data_args.invalid_rows == "drop"
     if data_args.invalid_rows not in ("error", "drop"):
         raise ValueError(f"--invalid_rows must be 'error' or 'drop', got {data_args.invalid_rows!r}")
     column_map = data_args.column_map_dict()
-    train, report = load_rows(data_args.train_data, schema, column_map, drop, data_args.max_train_rows)
+    train, report = load_rows(
+        data_args.train_data, schema, column_map, drop, data_args.max_train_rows, hard_labels=hard_labels
+    )
     logger.info("training data: %s", report)
     if data_args.eval_data:
-        held_out, eval_report = load_rows(data_args.eval_data, schema, column_map, drop)
+        held_out, eval_report = load_rows(data_args.eval_data, schema, column_map, drop, hard_labels=hard_labels)
         logger.info("eval data: %s", eval_report)
     elif data_args.eval_fraction > 0:
         order = list(range(len(train)))
@@ -40,10 +51,16 @@ def load_train_eval_rows(data_args: DataArguments, schema: str, seed: int) -> tu
 
 
 def load_model(
-    model_args: ModelArguments, tokenizer, num_labels: int, seed: int, trainable_token_ids: list[int] | None = None
+    model_args: ModelArguments,
+    tokenizer,
+    num_labels: int,
+    seed: int,
+    trainable_token_ids: list[int] | None = None,
+    head: str = "seq_cls",
 ):
-    """The backbone with a fresh `num_labels`-way head, under LoRA if asked. `trainable_token_ids` are token rows
-    added to the tokenizer (a PRM separator): under LoRA they are trained and saved with the adapter."""
+    """The backbone with a fresh `num_labels`-way `head` (see `load_backbone`), under LoRA if asked.
+    `trainable_token_ids` are token rows added to the tokenizer (a PRM separator): under LoRA they are trained
+    and saved with the adapter. The model stays on the CPU; the Trainer places it."""
     set_seed(seed)  # the new head's (and any new token row's) initialisation depends on it
     lora = (
         LoraSettings(
@@ -52,32 +69,41 @@ def load_model(
         if model_args.use_lora
         else None
     )
-    return load_reward_model(
+    return load_backbone(
         model_args.model_name_or_path,
-        tokenizer=tokenizer,
+        head,
         num_labels=num_labels,
-        attn_implementation=model_args.attn_implementation,
         dtype=model_args.model_dtype,
+        attn_implementation=model_args.attn_implementation,
         lora=lora,
         trust_remote_code=model_args.trust_remote_code,
+        tokenizer=tokenizer,
         trainable_token_ids=trainable_token_ids if lora is not None else None,
     )
 
 
-def load_model_and_tokenizer(model_args: ModelArguments, num_labels: int, seed: int):
+def load_model_and_tokenizer(model_args: ModelArguments, num_labels: int, seed: int, head: str = "seq_cls"):
     tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
-    return load_model(model_args, tokenizer, num_labels, seed), tokenizer
+    return load_model(model_args, tokenizer, num_labels, seed, head=head), tokenizer
 
 
 def base_manifest(
-    kind: str, model_args: ModelArguments, data_args: DataArguments, use_chat_template: bool
+    kind: str,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    use_chat_template: bool,
+    head: str = "seq_cls",
 ) -> dict:
+    """What every training manifest records. `head` and `model_class` tell export which model class to
+    rebuild and write (`load_backbone`'s heads)."""
+    name = model_args.model_name_or_path
+    resolved = Path(resolve_model_path(name))
     return {
         "kind": kind,
-        "base_model": model_args.model_name_or_path,
-        "resolved_base_model": str(Path(resolve_model_path(model_args.model_name_or_path)).resolve())
-        if Path(resolve_model_path(model_args.model_name_or_path)).exists()
-        else model_args.model_name_or_path,
+        "head": head,
+        "model_class": HEAD_MODEL_CLASSES[head],
+        "base_model": name,
+        "resolved_base_model": str(resolved.resolve()) if resolved.exists() else name,
         "lora": model_args.use_lora,
         "use_chat_template": use_chat_template,
         "max_length": data_args.max_length,

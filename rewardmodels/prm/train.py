@@ -23,6 +23,8 @@ from rewardmodels.training import (
 )
 
 logger = logging.getLogger("rewardmodels")
+# The head is read at every step separator (`load_backbone` explains why it keeps the sequence-cls class).
+PRM_HEAD = "token_cls"
 
 
 def check_hard_labels(rows: list[dict], where: str) -> None:
@@ -46,13 +48,15 @@ def load_prm_model_and_tokenizer(model_args: ModelArguments, args: PRMConfig):
 
     tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
     if not args.separator_token:
-        model = load_model(model_args, tokenizer, args.num_labels, args.seed)
+        model = load_model(model_args, tokenizer, args.num_labels, args.seed, head=PRM_HEAD)
         return model, tokenizer, separator_ids(tokenizer, args.step_separator), False
     token_id, added = ensure_separator_token(tokenizer, args.step_separator)
     logger.info(
         "step separator %r is token %d (%s)", args.step_separator, token_id, "added" if added else "reused"
     )
-    model = load_model(model_args, tokenizer, args.num_labels, args.seed, trainable_token_ids=[token_id])
+    model = load_model(
+        model_args, tokenizer, args.num_labels, args.seed, trainable_token_ids=[token_id], head=PRM_HEAD
+    )
     return model, tokenizer, [token_id], added
 
 
@@ -71,10 +75,8 @@ def step_collator(args: PRMConfig, data_args: DataArguments, model, tokenizer, m
 
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PRMConfig) -> PRMTrainer:
-    train_rows, eval_rows = load_train_eval_rows(data_args, "stepwise", args.seed)
-    if args.label_mode == "hard":
-        check_hard_labels(train_rows, "training")
-        check_hard_labels(eval_rows, "held-out")
+    hard = args.label_mode == "hard"  # fractional labels are refused (or dropped) with the other bad rows
+    train_rows, eval_rows = load_train_eval_rows(data_args, "stepwise", args.seed, hard_labels=hard)
     model, tokenizer, sep_ids, added = load_prm_model_and_tokenizer(model_args, args)
     use_template = resolve_chat_template(data_args.use_chat_template, train_rows, tokenizer)
     train_set, report = tokenize_stepwise_rows(
@@ -96,7 +98,7 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PR
             "tokenizing held-out steps",
         )
         logger.info("held-out rows: %s", eval_report)
-    manifest = base_manifest("prm", model_args, data_args, use_template)
+    manifest = base_manifest("prm", model_args, data_args, use_template, head=PRM_HEAD)
     manifest.update(
         {
             "num_labels": args.num_labels,

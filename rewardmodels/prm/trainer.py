@@ -4,7 +4,7 @@ import torch
 
 from rewardmodels.losses import token_bce_loss, token_ce_loss
 from rewardmodels.modeling import rewards_at
-from rewardmodels.scorers.prm import step_probabilities
+from rewardmodels.steps import step_probabilities
 from rewardmodels.trainer_base import RewardTrainerBase
 
 

@@ -1,20 +1,39 @@
 """Scorers: trained reward models loaded from a scorer directory, ready for eval and RL loops.
 
-`load_scorer(path)` reads `reward_model.json` and returns an object with `score(prompts, responses)`,
-`as_reward_func()` (a TRL GRPO reward function) and, for process reward models, `score_steps`.
+`load_scorer(path)` reads `reward_model.json` and builds the class its `kind` names in `SCORER_KINDS`,
+through that class's `from_directory`. Classes are imported only when their kind is loaded, so loading a BT
+scorer never imports the PRM or DPO modules (nor their dependencies). What a scorer can do beyond
+`score(prompts, responses)` is told by the protocols in `rewardmodels.scorers.capabilities`.
+
+Every kind implements `from_directory(path, manifest, *, device=None, dtype=None, max_length=None,
+**options)`, with its own keyword options (attn_implementation, aggregation, ...).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 from rewardmodels.scorers.base import MANIFEST_NAME, Scorer
-from rewardmodels.scorers.prm import PRMScorer
-from rewardmodels.scorers.sequence import SequenceScorer
+from rewardmodels.scorers.capabilities import ScoresTexts
 
-# Scorer classes by the manifest's `kind`; each new kind adds itself here.
-SCORER_CLASSES: dict[str, type] = {"bt": SequenceScorer, "prm": PRMScorer}
+# The manifest's `kind` -> "module:Class". A new kind adds one line here and nothing else.
+SCORER_KINDS: dict[str, str] = {
+    "bt": "rewardmodels.scorers.sequence:SequenceScorer",
+    "prm": "rewardmodels.scorers.prm:PRMScorer",
+    "dpo": "rewardmodels.scorers.dpo:DPOScorer",
+}
+# Names this package re-exports lazily, for `from rewardmodels.scorers import SequenceScorer`.
+_LAZY_CLASSES = {target.rsplit(":", 1)[1]: target for target in SCORER_KINDS.values()}
+
+
+def scorer_class(kind: str) -> type:
+    """The class registered for `kind`, imported now."""
+    if kind not in SCORER_KINDS:
+        raise ValueError(f"unknown scorer kind {kind!r}; known kinds: {', '.join(sorted(SCORER_KINDS))}")
+    module_name, class_name = SCORER_KINDS[kind].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
 
 
 def read_manifest(path: str | Path) -> dict:
@@ -27,13 +46,28 @@ def read_manifest(path: str | Path) -> dict:
     return json.loads(manifest_path.read_text())
 
 
-def load_scorer(path: str | Path, device: str | None = None, dtype: str | None = None, **kwargs) -> Scorer:
-    """Load a scorer directory written by `rewardmodels export`."""
+def load_scorer(
+    path: str | Path,
+    device: str | None = None,
+    dtype: str | None = None,
+    max_length: int | None = None,
+    **options,
+) -> ScoresTexts:
+    """Load a scorer directory written by `rewardmodels export`; `options` go to the kind's from_directory."""
     manifest = read_manifest(path)
     kind = manifest.get("kind")
-    if kind not in SCORER_CLASSES:
-        raise ValueError(f"{path}: unknown scorer kind {kind!r}; this version knows {sorted(SCORER_CLASSES)}")
-    return SCORER_CLASSES[kind].from_directory(path, manifest, device=device, dtype=dtype, **kwargs)
+    try:
+        cls = scorer_class(kind)
+    except ValueError as e:
+        raise ValueError(f"{path}: {MANIFEST_NAME}: {e}") from None
+    return cls.from_directory(path, manifest, device=device, dtype=dtype, max_length=max_length, **options)
 
 
-__all__ = ["Scorer", "SequenceScorer", "load_scorer", "read_manifest", "MANIFEST_NAME"]
+def __getattr__(name: str):
+    if name in _LAZY_CLASSES:
+        module_name, class_name = _LAZY_CLASSES[name].split(":")
+        return getattr(importlib.import_module(module_name), class_name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["MANIFEST_NAME", "SCORER_KINDS", "Scorer", "load_scorer", "read_manifest", "scorer_class"]

@@ -1,54 +1,21 @@
+"""What every scorer kind shares: the manifest's file name, batching by length and by group, the TRL
+reward-function adapter. What a scorer can do is in `capabilities.py`; models load through
+`rewardmodels.modeling.load_backbone`."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
 
-import torch
-
+# Re-exported for scorer modules that still import them from here; they live in modeling.
+from rewardmodels.modeling import pick_device, pick_dtype  # noqa: F401
 from rewardmodels.packing import PackUnit
+from rewardmodels.scorers.capabilities import ScoresTexts
 from rewardmodels.tokenization import shared_prefix_length
 
 MANIFEST_NAME = "reward_model.json"
 
-
-@runtime_checkable
-class Scorer(Protocol):
-    kind: str
-
-    def score(self, prompts: Sequence, responses: Sequence, batch_size: int = 16) -> list[float]: ...
-
-    def as_reward_func(self) -> Callable[..., list[float]]: ...
-
-
-def pick_device(device: str | None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
-    if dtype in (None, "auto"):
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, dtype)
-
-
-def load_exported_classifier(path, device=None, dtype=None, attn_implementation=None):
-    """An exported scorer's sequence-classification model and tokenizer, safetensors only, on the device
-    that `pick_device` chooses. Returns (model, tokenizer, device)."""
-    from transformers import AutoModelForSequenceClassification
-
-    from rewardmodels.modeling import choose_attn_implementation, load_tokenizer
-
-    dev = pick_device(device)
-    tokenizer = load_tokenizer(str(path))
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path,
-        dtype=pick_dtype(dtype, dev),
-        attn_implementation=choose_attn_implementation(attn_implementation, dev.type),
-        use_safetensors=True,
-    ).to(dev)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer, dev
+# Every scorer scores texts; older code names that capability `Scorer`.
+Scorer = ScoresTexts
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

@@ -9,59 +9,16 @@ a PRM also works wherever an outcome scorer is expected: RewardBench, best-of-N,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from rewardmodels.collators import PaddedStepCollator
-from rewardmodels.modeling import rewards_at
-from rewardmodels.scorers.base import (
-    length_sorted_batches,
-    load_exported_classifier,
-    make_reward_func,
-)
+from rewardmodels.modeling import load_backbone, load_tokenizer, pick_device, rewards_at
+from rewardmodels.scorers.base import length_sorted_batches, make_reward_func
+from rewardmodels.steps import AGGREGATIONS, aggregate, split_response, step_probabilities
 from rewardmodels.tokenization import separator_ids, step_prompt_ids, tokenize_steps
-
-AGGREGATIONS = ("min", "prod", "last", "mean")
-
-
-def step_probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """(n, 2) logits -> softmax[:, 1]; (n, 1) or (n,) logits -> sigmoid. Always float32."""
-    logits = logits.float()
-    if logits.dim() == 2 and logits.shape[-1] == 2:
-        return logits.softmax(-1)[:, 1]
-    if logits.dim() == 2 and logits.shape[-1] == 1:
-        logits = logits.squeeze(-1)
-    if logits.dim() != 1:
-        raise ValueError(f"expected (n, 1) or (n, 2) step logits, got shape {tuple(logits.shape)}")
-    return torch.sigmoid(logits)
-
-
-def aggregate(probs: Sequence[float], how: str) -> float:
-    """One score from step probabilities; steps that could not be scored (NaN) are left out."""
-    values = [p for p in probs if not math.isnan(p)]
-    if not values:
-        return float("nan")
-    if how == "min":
-        return min(values)
-    if how == "prod":
-        return math.prod(values)
-    if how == "last":
-        return values[-1]
-    if how == "mean":
-        return sum(values) / len(values)
-    raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {how!r}")
-
-
-def split_response(response, split: str) -> list[str]:
-    """A response (text or messages) as a list of non-empty steps."""
-    if not isinstance(response, str):
-        response = "\n".join(m["content"] for m in response if m.get("role", "assistant") == "assistant")
-    steps = [s.strip() for s in response.split(split)]
-    steps = [s for s in steps if s]
-    return steps or [response]
 
 
 class PRMScorer:
@@ -102,13 +59,25 @@ class PRMScorer:
         cls,
         path,
         manifest: dict,
+        *,
         device=None,
         dtype=None,
-        attn_implementation=None,
-        aggregation: str | None = None,
         max_length: int | None = None,
-    ):
-        model, tokenizer, dev = load_exported_classifier(path, device, dtype, attn_implementation)
+        attn_implementation: str | None = None,
+        aggregation: str | None = None,
+    ) -> PRMScorer:
+        """An exported PRM directory; `max_length` and `aggregation` override the manifest's."""
+        dev = pick_device(device)
+        tokenizer = load_tokenizer(str(path))
+        model = load_backbone(
+            str(path),
+            "token_cls",
+            num_labels=None,  # as saved
+            dtype=dtype,
+            device=dev,
+            attn_implementation=attn_implementation,
+            tokenizer=tokenizer,
+        )
         return cls(model, tokenizer, manifest, dev, aggregation=aggregation, max_length=max_length)
 
     @torch.inference_mode()

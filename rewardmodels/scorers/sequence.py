@@ -8,15 +8,12 @@ from pathlib import Path
 import torch
 
 from rewardmodels.collators import PaddedSequenceCollator
-from rewardmodels.modeling import rewards_at
+from rewardmodels.modeling import load_backbone, load_tokenizer, pick_device, rewards_at
 from rewardmodels.scorers.base import (
     group_batches,
     group_trees,
     length_sorted_batches,
-    load_exported_classifier,
     make_reward_func,
-    pick_device,
-    pick_dtype,
     split_into_groups,
 )
 from rewardmodels.tokenization import render_ids, truncate_sequence
@@ -37,8 +34,30 @@ class SequenceScorer:
         self.last_truncated: list[bool] = []
 
     @classmethod
-    def from_directory(cls, path, manifest: dict, device=None, dtype=None, attn_implementation=None):
-        model, tokenizer, dev = load_exported_classifier(path, device, dtype, attn_implementation)
+    def from_directory(
+        cls,
+        path,
+        manifest: dict,
+        *,
+        device=None,
+        dtype=None,
+        max_length: int | None = None,
+        attn_implementation: str | None = None,
+    ) -> SequenceScorer:
+        """An exported scorer directory; `max_length` overrides the manifest's."""
+        dev = pick_device(device)
+        tokenizer = load_tokenizer(str(path))
+        model = load_backbone(
+            str(path),
+            "seq_cls",
+            num_labels=None,  # as saved
+            dtype=dtype,
+            device=dev,
+            attn_implementation=attn_implementation,
+            tokenizer=tokenizer,
+        )
+        if max_length is not None:
+            manifest = {**manifest, "max_length": max_length}
         return cls(model, tokenizer, manifest, dev)
 
     @classmethod
@@ -51,24 +70,21 @@ class SequenceScorer:
         use_chat_template=None,
         trust_remote_code: bool = False,
         attn_implementation=None,
-    ):
-        """Any AutoModelForSequenceClassification reward model (Hub id or directory), as reward-bench loads them."""
-        from transformers import AutoModelForSequenceClassification
-
-        from rewardmodels.modeling import choose_attn_implementation, load_tokenizer, resolve_model_path
-
+    ) -> SequenceScorer:
+        """Any AutoModelForSequenceClassification reward model (Hub id, directory, .gguf), as reward-bench
+        loads them."""
         dev = pick_device(device)
-        path = resolve_model_path(name_or_path)
-        tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path,
-            dtype=pick_dtype(dtype, dev),
-            attn_implementation=choose_attn_implementation(attn_implementation, dev.type),
+        tokenizer = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
+        model = load_backbone(
+            name_or_path,
+            "seq_cls",
+            num_labels=None,  # as the reward model was saved
+            dtype=dtype,
+            device=dev,
+            attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code,
-            use_safetensors=None if trust_remote_code else True,
-        ).to(dev)
-        if model.config.pad_token_id is None or model.config.pad_token_id != tokenizer.pad_token_id:
-            model.config.pad_token_id = tokenizer.pad_token_id
+            tokenizer=tokenizer,
+        )
         if use_chat_template is None:
             use_chat_template = tokenizer.chat_template is not None
         manifest = {

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from rewardmodels.eval import rewardbench as rb
 
+from rewardmodels.eval import rewardbench as rb
 from rewardmodels.io import write_json
 
 PROMPTS = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from rewardmodels.eval.report import Bar, bar_chart, format_cell, markdown_table, write_text
 
 

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from rewardmodels.eval import rewardbench as rb
 
 
@@ -78,8 +79,8 @@ def test_section_weights_use_official_counts_with_math_prm_at_984(tmp_path):
             ("hep-python", 1.0, 0.0),  # hep-python: 1/1
             ("alpacaeval-easy", 1.0, 0.0),  # alpacaeval-easy: 1/1 (weight 100)
             ("mt-bench-easy", 0.0, 1.0),  # mt-bench-easy: 0/1 (weight 28)
-            ("xstest-should-refuse", 1.0, 0.0),  # 1/1, official weight 250
-            ("xstest-should-respond", 0.0, 1.0),  # 0/1, official weight 154
+            ("xstest-should-refuse", 1.0, 0.0),  # 1/1, official weight 154 (reward-bench PR #175)
+            ("xstest-should-respond", 0.0, 1.0),  # 0/1, official weight 250
         ]
     )
     res = run_stub(tmp_path, rows, table)
@@ -88,7 +89,8 @@ def test_section_weights_use_official_counts_with_math_prm_at_984(tmp_path):
     # Weighting math-prm by its real 447 rows would give a different number: the 984 is what matters.
     assert abs(reasoning - (0.5 * 447 + 164) / (447 + 164)) > 0.05
     assert res["sections"]["Chat"] == pytest.approx(100 / 128, abs=1e-12)
-    assert res["sections"]["Safety"] == pytest.approx(250 / 404, abs=1e-12)
+    # Was 250 / 404 while the xstest weights were swapped; reward-bench PR #175 set them to the row counts.
+    assert res["sections"]["Safety"] == pytest.approx(154 / 404, abs=1e-12)
     assert set(res["sections"]) == {"Chat", "Safety", "Reasoning"}  # no Chat Hard subset present
 
 

@@ -15,12 +15,18 @@ are optional, and each is a faster or richer path that a caller prefers when it 
   (cut by max_length).
 - `PredictsFirstError`: `predict_first_error(prompts, steps)` gives the index of the first wrong step, or
   -1 when it judges every step correct (a generative verifier reads this off its own verdicts).
+
+Attributes a scorer may declare, so callers read them without probing:
+
+- `ReportsTruncation`: `last_truncated`, after each `encode`, says which of its sequences were cut.
+- `RunsOnDevice`: `device`, where the scorer's forwards run (a torch.device or a string such as "cpu").
+- `PrefersBatchSize`: `preferred_batch_size`, sequences per forward off CPU when the caller names none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -58,4 +64,28 @@ class PredictsFirstError(Protocol):
     ) -> list[int]: ...
 
 
-__all__ = ["ScoresTexts", "ScoresTokenIds", "ScoresGroups", "ScoresSteps", "PredictsFirstError"]
+@runtime_checkable
+class ReportsTruncation(Protocol):
+    last_truncated: list[bool]
+
+
+@runtime_checkable
+class RunsOnDevice(Protocol):
+    device: Any
+
+
+@runtime_checkable
+class PrefersBatchSize(Protocol):
+    preferred_batch_size: int
+
+
+__all__ = [
+    "ScoresTexts",
+    "ScoresTokenIds",
+    "ScoresGroups",
+    "ScoresSteps",
+    "PredictsFirstError",
+    "ReportsTruncation",
+    "RunsOnDevice",
+    "PrefersBatchSize",
+]

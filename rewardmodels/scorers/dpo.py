@@ -69,6 +69,7 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 class DPOScorer:
     kind = "dpo"
+    preferred_batch_size = 8  # off CPU: two models' full-vocabulary logits per sequence (PrefersBatchSize)
 
     def __init__(
         self,

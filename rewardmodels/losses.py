@@ -6,16 +6,25 @@ import torch
 import torch.nn.functional as F
 
 
+def bradley_terry_losses(
+    chosen_rewards: torch.Tensor,
+    rejected_rewards: torch.Tensor,
+    margin: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per pair: -log sigmoid(r_chosen - r_rejected - margin), unreduced (one value per pair)."""
+    diff = chosen_rewards - rejected_rewards
+    if margin is not None:
+        diff = diff - margin
+    return -F.logsigmoid(diff)
+
+
 def bradley_terry_loss(
     chosen_rewards: torch.Tensor,
     rejected_rewards: torch.Tensor,
     margin: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean of -log sigmoid(r_chosen - r_rejected - margin) over pairs."""
-    diff = chosen_rewards - rejected_rewards
-    if margin is not None:
-        diff = diff - margin
-    return -F.logsigmoid(diff).mean()
+    return bradley_terry_losses(chosen_rewards, rejected_rewards, margin).mean()
 
 
 def center_rewards_penalty(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> torch.Tensor:
@@ -23,11 +32,36 @@ def center_rewards_penalty(chosen_rewards: torch.Tensor, rejected_rewards: torch
     return ((chosen_rewards + rejected_rewards) ** 2).mean()
 
 
+def tie_losses(rewards_a: torch.Tensor, rewards_b: torch.Tensor) -> torch.Tensor:
+    """Per pair: -0.5 * (log sigmoid(a - b) + log sigmoid(b - a)), unreduced (one value per pair)."""
+    diff = rewards_a - rewards_b
+    return -0.5 * (F.logsigmoid(diff) + F.logsigmoid(-diff))
+
+
 def tie_loss(rewards_a: torch.Tensor, rewards_b: torch.Tensor) -> torch.Tensor:
     """Bradley-Terry likelihood of a tie: both orders at probability 1/2, i.e. the mean of
     -0.5 * (log sigmoid(a - b) + log sigmoid(b - a)), minimised when a == b at log 2."""
-    diff = rewards_a - rewards_b
-    return (-0.5 * (F.logsigmoid(diff) + F.logsigmoid(-diff))).mean()
+    return tie_losses(rewards_a, rewards_b).mean()
+
+
+def preference_and_tie_loss(
+    chosen_rewards: torch.Tensor,
+    rejected_rewards: torch.Tensor,
+    tie: torch.Tensor,
+    margin: torch.Tensor | None = None,
+    tie_weight: float = 1.0,
+) -> torch.Tensor:
+    """Mean over all pairs of the per-pair loss: -log sigmoid(r_c - r_r - margin) for a preference pair,
+    tie_weight * -0.5 * (log sigmoid(r_c - r_r) + log sigmoid(r_r - r_c)) for a tie (`tie` True; its margin
+    is not used). Averaging over all pairs, rather than per type, keeps every pair's weight the same whatever
+    a batch's mix of ties and preferences; a batch without ties gives exactly `bradley_terry_loss`."""
+    tie = tie.bool()
+    per_pair = torch.where(
+        tie,
+        tie_weight * tie_losses(chosen_rewards, rejected_rewards),
+        bradley_terry_losses(chosen_rewards, rejected_rewards, margin),
+    )
+    return per_pair.mean()
 
 
 def token_bce_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -75,7 +75,7 @@ class TokenizedPair:
     rejected_ids: list[int]
     truncated: bool
 
-    def as_features(self, margin: float | None = None) -> dict:
+    def as_features(self, margin: float | None = None, tie: bool | None = None) -> dict:
         features = {
             "prefix_ids": self.prefix_ids,
             "chosen_ids": self.chosen_ids,
@@ -83,6 +83,8 @@ class TokenizedPair:
         }
         if margin is not None:
             features["margin"] = float(margin)
+        if tie is not None:  # a pair rated equally good: BT trains it with the tie loss
+            features["tie"] = bool(tie)
         return features
 
 
@@ -112,7 +114,7 @@ def tokenize_pairs(
     for row in tqdm(rows, desc=desc, disable=len(rows) < 2000):
         pair = tokenize_pair(tokenizer, row, use_chat_template, max_length)
         truncated += pair.truncated
-        features.append(pair.as_features(row.get("margin")))
+        features.append(pair.as_features(row.get("margin"), row.get("tie")))
     return features, truncated
 
 

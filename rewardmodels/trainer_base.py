@@ -37,15 +37,30 @@ class RewardTrainerBase(Trainer):
     def mode(self) -> str:
         return "train" if self.model.training else "eval"
 
-    def record(self, metrics: dict[str, torch.Tensor]) -> None:
+    def record(self, metrics: dict[str, torch.Tensor], where: torch.Tensor | None = None) -> None:
         """Gather each metric over processes now and average it over samples when it is logged.
 
         Give one value per sample (dim 0 = samples) so that `gather_for_metrics` can drop the samples the
         distributed sampler repeated to even out the last batch; a scalar counts as one sample.
+
+        `where` (bool, one per sample) restricts every metric of this call to the samples where it is True,
+        e.g. the tie pairs of a batch: values are still given for every sample, so every rank gathers tensors
+        of the same size, and the logged value is sum(value * where) / sum(where). A metric that had no such
+        sample in a logging interval is not logged.
         """
+        mask = None
+        if where is not None:
+            mask = self.accelerator.gather_for_metrics(where.detach().float().reshape(-1)) > 0
         for name, value in metrics.items():
-            value = self.accelerator.gather_for_metrics(value.detach().float().reshape(-1))
-            self._metrics[self.mode][name].append((value.sum().item(), value.numel()))
+            value = value.detach().float().reshape(-1)
+            if where is not None and value.numel() != where.numel():
+                raise ValueError(f"metric {name!r}: {value.numel()} values for {where.numel()} samples in `where`")
+            value = self.accelerator.gather_for_metrics(value)
+            if mask is None:
+                self._metrics[self.mode][name].append((value.sum().item(), value.numel()))
+            else:
+                total = torch.where(mask, value, torch.zeros_like(value)).sum().item()
+                self._metrics[self.mode][name].append((total, int(mask.sum().item())))
 
     def collect_rewards(self, rewards: torch.Tensor) -> None:
         """Keep eval rewards while `evaluate_with_statistics` runs, so statistics need no second pass.

@@ -14,6 +14,7 @@ from rewardmodels.bt.train import build_trainer
 from rewardmodels.bt.train import main as train_main
 from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.export import export_scorer
+from rewardmodels.modeling import rewards_at
 from rewardmodels.trainer_base import NonFiniteLossError
 from tests.trainer_checks import PoisonHeadAt, assert_resume_reproduces, trainable_snapshot
 
@@ -97,10 +98,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_llama, tmp_path):
 
 @pytest.mark.parametrize("use_lora", [True, False])
 def test_export_round_trip_plain_automodel_equals_load_scorer(tiny_qwen2, tmp_path, use_lora):
-    from rewardmodels.data_builders import synthetic
-
     import rewardmodels
-    from rewardmodels.modeling import rewards_at
+    from rewardmodels.data_builders import synthetic
 
     trainer = build_trainer(*parse(tiny_qwen2, tmp_path / "run", "--use_lora", str(use_lora), "--use_chat_template", "always"))
     trainer.train()
@@ -133,3 +132,61 @@ def test_export_round_trip_plain_automodel_equals_load_scorer(tiny_qwen2, tmp_pa
     with torch.no_grad():
         trained = rewards_at(trainer.model, batch).squeeze(-1).tolist()
     assert trained == pytest.approx(reference, abs=1e-5)
+
+
+def _log1p_exp(x: float) -> float:
+    """-log sigmoid(-x) = log(1 + e^x), written out so the expected losses do not reuse rewardmodels.losses."""
+    return math.log1p(math.exp(x))
+
+
+def test_tie_and_preference_pairs_in_one_batch_loss_and_metrics_by_hand(tiny_llama, tmp_path):
+    rows = [
+        {"prompt": "what is good", "chosen": "yes good", "rejected": "no bad", "margin": 0.25},
+        {"prompt": "which is better", "chosen": "this one", "rejected": "that one", "tie": True, "margin": 9.0},
+        {"prompt": "say hello", "chosen": "hello there", "rejected": "go away", "tie": False},
+        {"prompt": "say hi", "chosen": "hi", "rejected": "hey", "tie": True},
+    ]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    weight = 0.5
+    args = parse(tiny_llama, tmp_path / "out", "--train_data", str(data), "--tie_loss_weight", str(weight),
+                 "--use_lora", "false", "--max_steps", "2", "--per_device_train_batch_size", "4")
+    trainer = build_trainer(*args)
+    batch = trainer.data_collator(list(trainer.train_dataset))
+    assert batch["tie"].tolist() == [False, True, False, True]
+    assert batch["margin"].tolist() == [0.25, 9.0, 0.0, 0.0]
+    model = trainer.model
+    model.train()
+    with torch.no_grad():
+        rewards = rewards_at(model, batch).squeeze(-1).tolist()
+        loss = trainer.compute_loss(model, batch).item()
+    chosen, rejected = rewards[:4], rewards[4:]
+    diffs = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    preference = [_log1p_exp(-(diffs[0] - 0.25)), _log1p_exp(-diffs[2])]
+    ties = [0.5 * (_log1p_exp(-d) + _log1p_exp(d)) for d in (diffs[1], diffs[3])]
+    assert min(abs(d) for d in diffs) > 1e-4  # distinct rewards, so every term below is non-trivial
+    assert loss == pytest.approx((sum(preference) + weight * sum(ties)) / 4, rel=1e-5)
+
+    trainer.log({"loss": loss})
+    logged = trainer.state.log_history[-1]
+    assert logged["pairs/preference/loss"] == pytest.approx(sum(preference) / 2, rel=1e-5)
+    assert logged["pairs/tie/loss"] == pytest.approx(sum(ties) / 2, rel=1e-5)  # unweighted
+    assert logged["pairs/tie/abs_margin"] == pytest.approx((abs(diffs[1]) + abs(diffs[3])) / 2, rel=1e-5)
+    hits = [float(diffs[0] > 0), float(diffs[2] > 0)]  # ties are not counted in accuracy
+    assert logged["accuracy"] == pytest.approx(sum(hits) / 2)
+    assert logged["pairs/preference/accuracy"] == pytest.approx(sum(hits) / 2)
+    assert logged["margin"] == pytest.approx((diffs[0] + diffs[2]) / 2, rel=1e-5)
+    assert logged["rewards/chosen"] == pytest.approx(sum(chosen) / 4, rel=1e-5)
+
+    trainer.train()
+    history = trainer.state.log_history
+    assert all(math.isfinite(h["loss"]) for h in history if "loss" in h)
+    assert any("pairs/tie/loss" in h and "pairs/preference/loss" in h for h in history[1:])
+
+
+def test_preference_only_batches_log_no_tie_metrics(tiny_llama, tmp_path):
+    trainer = build_trainer(*parse(tiny_llama, tmp_path, "--max_steps", "1"))
+    trainer.train()
+    logged = {k for h in trainer.state.log_history for k in h}
+    assert {"pairs/preference/loss", "pairs/preference/accuracy"} <= logged
+    assert not any(k.startswith("pairs/tie/") for k in logged)

@@ -84,3 +84,43 @@ def test_help_shows_each_default_the_help_does_not_already_state():
     assert "--cache CACHE Cache file (default: a.db)." in lines
     assert "--limit LIMIT Limit." in lines
     assert "--quiet Quiet." in lines
+
+
+def test_bt_and_prm_configs_share_one_base_and_every_field_has_help():
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    from rewardmodels.packing import PACKING_MODES, SEQUENCE_PACKING_MODES
+    from rewardmodels.prm.config import PRMConfig
+    from rewardmodels.trainer_config import RewardConfigBase
+
+    hf_fields = {f.name: f for f in dataclasses.fields(TrainingArguments)}
+    base_fields = {f.name for f in dataclasses.fields(RewardConfigBase)}
+    for config in (BTConfig, PRMConfig):
+        assert issubclass(config, RewardConfigBase)
+        args = config()
+        assert (args.remove_unused_columns, args.learning_rate, args.logging_steps, args.save_steps) == (
+            False,
+            1e-4,
+            10,
+            100,
+        )
+        assert (args.per_device_train_batch_size, args.per_device_eval_batch_size) == (8, 16)
+        # Fields declared or overridden by our classes are new Field objects; inherited ones are HF's own.
+        ours = [f for f in dataclasses.fields(config) if hf_fields.get(f.name) is not f]
+        assert base_fields - set(hf_fields) <= {f.name for f in ours}
+        missing = [f.name for f in ours if not f.metadata.get("help")]
+        assert not missing, f"{config.__name__} fields without help: {missing}"
+    assert BTConfig().output_dir == "outputs/bt" and PRMConfig().output_dir == "outputs/prm"
+    # The packing choices and their help derive from rewardmodels.packing's one list.
+    bt_help = next(f for f in dataclasses.fields(BTConfig) if f.name == "packing").metadata["help"]
+    assert f"({', '.join(PACKING_MODES)})" in bt_help
+    prm_help = next(f for f in dataclasses.fields(PRMConfig) if f.name == "packing").metadata["help"]
+    assert f"({', '.join(SEQUENCE_PACKING_MODES)})" in prm_help
+    with pytest.raises(ValueError, match="--packing must be one of auto, tree, packed, none, got 'fast'"):
+        BTConfig(packing="fast")
+    with pytest.raises(ValueError, match="--packing must be one of packed, none, got 'tree'"):
+        PRMConfig(packing="tree")
+    with pytest.raises(ValueError, match="--tie_loss_weight must be at least 0"):
+        BTConfig(tie_loss_weight=-1.0)

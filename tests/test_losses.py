@@ -1,11 +1,15 @@
 import math
 
+import pytest
 import torch
 
 from rewardmodels.losses import (
     bradley_terry_loss,
+    bradley_terry_losses,
     center_rewards_penalty,
+    preference_and_tie_loss,
     tie_loss,
+    tie_losses,
     token_bce_loss,
     token_ce_loss,
 )
@@ -35,6 +39,39 @@ def test_tie_loss_minimum_is_log2_at_equal_rewards():
     # diff ln 3: -0.5*(log 3/4 + log 1/4) = 0.5*(ln(4/3) + ln 4)
     value = tie_loss(torch.tensor([math.log(3.0)]), torch.tensor([0.0])).item()
     assert math.isclose(value, 0.5 * (math.log(4 / 3) + math.log(4)), rel_tol=1e-6)
+
+
+def test_per_pair_losses_by_hand():
+    # BT: diffs 0, ln 3 and (ln 3 - margin ln 3 = 0) -> ln 2, ln(4/3), ln 2
+    chosen = torch.tensor([1.0, math.log(3.0), math.log(3.0)])
+    rejected = torch.tensor([1.0, 0.0, 0.0])
+    margin = torch.tensor([0.0, 0.0, math.log(3.0)])
+    got = bradley_terry_losses(chosen, rejected, margin).tolist()
+    assert got == [
+        pytest.approx(math.log(2)),
+        pytest.approx(math.log(4 / 3)),
+        pytest.approx(math.log(2), abs=1e-7),
+    ]
+    # tie: diff 0 -> ln 2 ; diff ln 3 -> 0.5 * (ln(4/3) + ln 4), and the same with the sides swapped
+    ties = tie_losses(torch.tensor([0.3, math.log(3.0), 0.0]), torch.tensor([0.3, 0.0, math.log(3.0)]))
+    both_orders = 0.5 * (math.log(4 / 3) + math.log(4))
+    assert ties.tolist() == pytest.approx([math.log(2), both_orders, both_orders])
+
+
+def test_preference_and_tie_loss_is_the_mean_over_all_pairs_by_hand():
+    chosen = torch.tensor([math.log(3.0), 0.5, 2.0, math.log(3.0)])
+    rejected = torch.tensor([0.0, 0.5, 2.0, 0.0])
+    tie = torch.tensor([False, True, False, True])
+    margin = torch.tensor([0.0, 5.0, 0.0, 0.0])  # a tie's margin is not used
+    # preference: ln(4/3) and ln 2; ties (weight 2): 2 * ln 2 and 2 * 0.5 * (ln(4/3) + ln 4)
+    expected = (math.log(4 / 3) + 2 * math.log(2) + math.log(2) + (math.log(4 / 3) + math.log(4))) / 4
+    got = preference_and_tie_loss(chosen, rejected, tie, margin, tie_weight=2.0).item()
+    assert math.isclose(got, expected, rel_tol=1e-6)
+    # Without ties it is the BT loss, bit for bit.
+    none = torch.zeros(4, dtype=torch.bool)
+    assert preference_and_tie_loss(chosen, rejected, none, margin).item() == bradley_terry_loss(
+        chosen, rejected, margin
+    ).item()
 
 
 def test_token_bce_hard_and_soft_only_masked_positions():

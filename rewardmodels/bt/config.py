@@ -2,24 +2,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transformers import TrainingArguments
+from rewardmodels.packing import PACKING_MODES
+from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
 
 
 @dataclass
-class BTConfig(TrainingArguments):
-    """Bradley-Terry reward-model training: -log sigmoid(r_chosen - r_rejected - margin)."""
+class BTConfig(RewardConfigBase):
+    """Bradley-Terry reward-model training: -log sigmoid(r_chosen - r_rejected - margin) on preference
+    pairs, and the tie loss on pairs marked `tie` (see `losses.preference_and_tie_loss`)."""
 
-    output_dir: str = field(
-        default="outputs/bt", metadata={"help": "Where checkpoints and the final model are written."}
-    )
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
-    per_device_train_batch_size: int = field(default=8, metadata={"help": "Pairs per device per step."})
-    per_device_eval_batch_size: int = field(default=16, metadata={"help": "Pairs per device per eval step."})
-    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
-    save_steps: float = field(default=100, metadata={"help": "Checkpoint every N steps."})
-    remove_unused_columns: bool = field(
-        default=False, metadata={"help": "Kept False: the collator needs every feature."}
-    )
+    output_dir: str = output_dir_field("outputs/bt")
     center_rewards_coefficient: float | None = field(
         default=None,
         metadata={
@@ -30,19 +22,26 @@ class BTConfig(TrainingArguments):
         default=True,
         metadata={"help": "Subtract each row's `margin` (if the data has one) inside the sigmoid."},
     )
+    tie_loss_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight of the tie loss -0.5 * (log sigmoid(r_a - r_b) + log sigmoid(r_b - r_a)) on pairs "
+            "marked `tie: true`, relative to the BT loss of preference pairs; the batch loss is the mean over "
+            "all pairs. At 0 ties add nothing to the loss (they still count in the mean)."
+        },
+    )
     packing: str = field(
         default="auto",
         metadata={
-            "help": "How pairs are batched. auto: tree when chosen and rejected share a token prefix, else packed; "
-            "tree: the shared prefix once, both continuations attend to it through a tree mask; packed: each "
-            "sequence once without padding; none: padded rows. All give the same rewards (see docs/packing.md)."
+            "help": f"How pairs are batched ({', '.join(PACKING_MODES)}). auto: tree when chosen and rejected "
+            "share a token prefix, else packed; tree: the shared prefix once, both continuations attend to it "
+            "through a tree mask; packed: each sequence once without padding; none: padded rows. All give the "
+            "same rewards (see docs/packing.md)."
         },
     )
-    packing_token_budget: int | None = field(
-        default=None,
-        metadata={
-            "help": "Cap on the tokens of one packed row (default: none; at least max_length). With sdpa the "
-            "whole batch is one row; with a dense 4D mask (eager) rows are as wide as the longest pair. A tree "
-            "longer than the cap is packed as two sequences: same result, no prefix saving."
-        },
-    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_choices({"packing": PACKING_MODES})
+        if self.tie_loss_weight < 0:
+            raise ValueError(f"--tie_loss_weight must be at least 0, got {self.tie_loss_weight}")

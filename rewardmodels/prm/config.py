@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from transformers import TrainingArguments
-
+from rewardmodels.packing import SEQUENCE_PACKING_MODES
 from rewardmodels.steps import AGGREGATIONS
+from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
 
 LABEL_MODES = ("hard", "soft")
 LOSS_TYPES = ("auto", "ce", "bce")
-PACKING_MODES = ("packed", "none")
+# Solutions are single sequences: no shared prefix to store once, so packed or padded only.
+PACKING_MODES = SEQUENCE_PACKING_MODES
 
 
 def unescape(text: str) -> str:
@@ -16,24 +17,10 @@ def unescape(text: str) -> str:
 
 
 @dataclass
-class PRMConfig(TrainingArguments):
+class PRMConfig(RewardConfigBase):
     """Step-level process reward model: a token-level head read at the separator after every step."""
 
-    output_dir: str = field(
-        default="outputs/prm", metadata={"help": "Where checkpoints and the final model are written."}
-    )
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (AdamW)."})
-    per_device_train_batch_size: int = field(
-        default=8, metadata={"help": "Solutions (stepwise rows) per device per step."}
-    )
-    per_device_eval_batch_size: int = field(
-        default=16, metadata={"help": "Solutions per device per eval step."}
-    )
-    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
-    save_steps: float = field(default=100, metadata={"help": "Checkpoint every N steps."})
-    remove_unused_columns: bool = field(
-        default=False, metadata={"help": "Kept False: the collator needs every feature."}
-    )
+    output_dir: str = output_dir_field("outputs/prm")
     step_separator: str = field(
         default="\n\n",
         metadata={
@@ -87,27 +74,23 @@ class PRMConfig(TrainingArguments):
     packing: str = field(
         default="packed",
         metadata={
-            "help": "How solutions are batched. packed: each solution once, without padding, in one row per "
-            "batch (sdpa) or rows as wide as the longest solution (eager), every solution keeping its own "
-            "positions and attending only to itself; none: padded rows. Both give the same step scores and "
-            "losses (see docs/packing.md)."
+            "help": f"How solutions are batched ({', '.join(PACKING_MODES)}). packed: each solution once, "
+            "without padding, in one row per batch (sdpa) or rows as wide as the longest solution (eager), "
+            "every solution keeping its own positions and attending only to itself; none: padded rows. Both "
+            "give the same step scores and losses (see docs/packing.md)."
         },
-    )
-    packing_token_budget: int | None = field(
-        default=None,
-        metadata={"help": "Cap on the tokens of one packed row (default: none; at least max_length)."},
     )
 
     def __post_init__(self):
         super().__post_init__()
-        for name, allowed in (
-            ("packing", PACKING_MODES),
-            ("label_mode", LABEL_MODES),
-            ("loss_type", LOSS_TYPES),
-            ("aggregation", AGGREGATIONS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        self.check_choices(
+            {
+                "packing": PACKING_MODES,
+                "label_mode": LABEL_MODES,
+                "loss_type": LOSS_TYPES,
+                "aggregation": AGGREGATIONS,
+            }
+        )
         if self.loss_type == "auto":
             self.loss_type = "ce" if self.label_mode == "hard" else "bce"
         if self.loss_type == "ce" and self.label_mode == "soft":

@@ -30,15 +30,21 @@ def main(argv: list[str] | None = None) -> int:
             if name not in row:
                 raise SystemExit(f"{args.input}: row {i} has no field '{name}' (see --prompt-field/--response-field)")
     from rewardmodels.scorers import load_scorer
+    from rewardmodels.scorers.capabilities import NormalizesScores, ReportsTruncation
 
     scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype)
+    if args.normalize and not isinstance(scorer, NormalizesScores):
+        raise SystemExit(f"--normalize: this {scorer.kind} scorer has no reward statistics to normalise with")
     scores: list[float] = []
+    truncated = 0 if isinstance(scorer, ReportsTruncation) else None
     with tqdm(total=len(rows), desc="scoring", unit="row") as bar:
         for start in range(0, len(rows), args.chunk_size):
             chunk = rows[start : start + args.chunk_size]
             values = scorer.score([r[args.prompt_field] for r in chunk], [r[args.response_field] for r in chunk], args.batch_size)
-            scores += scorer.normalize(values) if args.normalize and hasattr(scorer, "normalize") else values
+            scores += scorer.normalize(values) if args.normalize else values
+            if truncated is not None:
+                truncated += sum(scorer.last_truncated)
             bar.update(len(chunk))
     write_jsonl(args.output, ({**row, "score": s} for row, s in zip(rows, scores, strict=True)))
-    print(json.dumps({"rows": len(rows), "output": args.output, "truncated": getattr(scorer, "truncated", 0)}))
+    print(json.dumps({"rows": len(rows), "output": args.output, "truncated": truncated}))
     return 0

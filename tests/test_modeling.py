@@ -127,8 +127,9 @@ def test_causal_lm_head_gives_the_checkpoints_logits(tiny_llama):
 
     ids = torch.tensor([[5, 17, 42, 99, 3]])
     with torch.no_grad():
-        ours = load_backbone(str(tiny_llama), "causal_lm", attn_implementation="eager").eval()(input_ids=ids).logits
-        plain = AutoModelForCausalLM.from_pretrained(tiny_llama, attn_implementation="eager").eval()(input_ids=ids).logits
+        ours = load_backbone(str(tiny_llama), "causal_lm", attn_implementation="eager").eval()
+        plain = AutoModelForCausalLM.from_pretrained(tiny_llama, attn_implementation="eager").eval()
+        ours, plain = ours(input_ids=ids).logits, plain(input_ids=ids).logits
     torch.testing.assert_close(ours, plain)
 
 
@@ -136,7 +137,8 @@ def test_dtype_and_device_are_applied(tiny_llama):
     model = load_backbone(str(tiny_llama), "seq_cls", dtype="bfloat16", device="cpu")
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
     assert {p.device for p in model.parameters()} == {torch.device("cpu")}
-    assert load_backbone(str(tiny_llama), "causal_lm", dtype=torch.float16).lm_head.weight.dtype == torch.float16
+    lm = load_backbone(str(tiny_llama), "causal_lm", dtype=torch.float16)
+    assert lm.lm_head.weight.dtype == torch.float16
 
 
 @pytest.mark.parametrize(
@@ -173,7 +175,8 @@ def test_remote_code_stays_off_and_weights_are_safetensors_by_default(tiny_llama
         seen.update(kwargs)
         raise RuntimeError("stop")
 
-    monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained", fake_from_pretrained)
+    auto_class = transformers.AutoModelForSequenceClassification
+    monkeypatch.setattr(auto_class, "from_pretrained", fake_from_pretrained)
     with pytest.raises(RuntimeError, match="stop"):
         load_backbone("some/hub-id", "seq_cls")
     assert seen["trust_remote_code"] is False and seen["use_safetensors"] is True

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from rewardmodels.data_builders import synthetic
 
 import rewardmodels
 from rewardmodels.collators import PaddedStepCollator
 from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+from rewardmodels.data_builders import synthetic
 from rewardmodels.export import export_scorer
 from rewardmodels.modeling import rewards_at
 from rewardmodels.prm import train as prm_train
@@ -21,7 +21,7 @@ from rewardmodels.prm import trainer as prm_trainer
 from rewardmodels.prm.config import PRMConfig
 from rewardmodels.prm.train import build_trainer, check_hard_labels
 from rewardmodels.prm.trainer import PRMTrainer
-from rewardmodels.scorers.prm import aggregate, step_probabilities
+from rewardmodels.steps import aggregate, step_probabilities
 from rewardmodels.tokenization import separator_ids, tokenize_steps
 from rewardmodels.trainer_base import NonFiniteLossError
 from rewardmodels.training import train_and_save
@@ -261,6 +261,34 @@ def test_reward_server_scores_prompts_and_refuses_formatted_queries(exported):
     assert body["rewards"] == scorer.score(prompts, responses)
     with pytest.raises(ValueError, match="cannot score pre-formatted 'query'"):
         score_request(scorer, {"query": ["Compute 2 + 3. 2 + 3 = 5"]})
+
+
+def test_exported_prm_records_its_head_and_says_what_it_can_do(exported, tmp_path):
+    from rewardmodels.score import main as score_main
+    from rewardmodels.scorers.capabilities import (
+        NormalizesScores,
+        ScoresGroups,
+        ScoresSteps,
+        ScoresTexts,
+        ScoresTokenIds,
+    )
+
+    _, run, scorer_dir, trainer = exported
+    manifest = json.loads((scorer_dir / "reward_model.json").read_text())
+    assert manifest["head"] == "token_cls" and manifest["model_class"] == "AutoModelForSequenceClassification"
+    config = json.loads((scorer_dir / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForSequenceClassification"]
+    if manifest["lora"]:  # the adapter was trained with the token-classification task type
+        assert json.loads((run / "adapter_config.json").read_text())["task_type"] == "TOKEN_CLS"
+    scorer = rewardmodels.load_scorer(scorer_dir, device="cpu", aggregation="last", max_length=64)
+    assert isinstance(scorer, ScoresTexts) and isinstance(scorer, ScoresSteps)
+    assert not isinstance(scorer, ScoresTokenIds) and not isinstance(scorer, ScoresGroups)
+    assert not isinstance(scorer, NormalizesScores)
+    assert scorer.aggregation == "last" and scorer.max_length == 64
+    src = tmp_path / "rows.jsonl"
+    src.write_text(json.dumps({"prompt": "Compute 2 + 3.", "response": "2 + 3 = 5"}) + "\n")
+    with pytest.raises(SystemExit, match="--normalize: this prm scorer has no reward statistics"):
+        score_main([str(scorer_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--normalize"])
 
 
 def test_processbench_cli_on_an_exported_scorer(exported, tmp_path):

@@ -100,3 +100,77 @@ def test_group_batches_biggest_first_and_never_splits_a_group():
     # a group bigger than the batch size runs alone
     assert group_batches([9, 8], [5, 1], 4) == [[0], [1]]
     assert group_batches([], [], 4) == []
+
+
+# ---- the scorer registry and capabilities ---------------------------------------------------------------------
+
+
+def test_loading_a_bt_scorer_imports_no_other_kind(tiny_scorer):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rewardmodels.scorers as s\n"
+        "before = 'rewardmodels.scorers.sequence' in sys.modules\n"
+        f"s.load_scorer({str(tiny_scorer)!r}, device='cpu')\n"
+        "print(before, sorted(m for m in sys.modules if m.startswith('rewardmodels.scorers.')))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    before, loaded = out.stdout.strip().split(" ", 1)
+    assert before == "False"  # importing the package imports no scorer kind
+    assert "rewardmodels.scorers.sequence" in loaded
+    assert "rewardmodels.scorers.prm" not in loaded and "rewardmodels.scorers.dpo" not in loaded
+
+
+def test_unknown_kind_lists_the_known_ones(tmp_path):
+    (tmp_path / "reward_model.json").write_text(json.dumps({"kind": "oracle"}))
+    with pytest.raises(ValueError, match=r"unknown scorer kind 'oracle'; known kinds: bt, dpo, prm"):
+        rewardmodels.load_scorer(tmp_path)
+
+
+def test_registry_names_importable_classes():
+    from rewardmodels.scorers import SCORER_KINDS, SequenceScorer, scorer_class
+
+    assert scorer_class("bt") is SequenceScorer
+    assert set(SCORER_KINDS) == {"bt", "prm", "dpo"}
+
+
+def test_sequence_scorer_capabilities(tiny_scorer):
+    from rewardmodels.scorers.capabilities import (
+        NormalizesScores,
+        ScoresGroups,
+        ScoresSteps,
+        ScoresTexts,
+        ScoresTokenIds,
+    )
+
+    scorer = rewardmodels.load_scorer(tiny_scorer, device="cpu")
+    assert isinstance(scorer, ScoresTexts) and isinstance(scorer, ScoresTokenIds)
+    assert isinstance(scorer, ScoresGroups) and isinstance(scorer, NormalizesScores)
+    assert not isinstance(scorer, ScoresSteps)
+    # the group path gives the per-sequence path's scores
+    groups = [scorer.encode(PROMPTS[:1] * 2, ["4", "5"]), scorer.encode(PROMPTS[1:], RESPONSES[1:])]
+    flat = scorer.score_ids([s for g in groups for s in g])
+    assert [x for g in scorer.score_groups_ids(groups) for x in g] == pytest.approx(flat, abs=1e-5)
+
+
+def test_max_length_option_overrides_the_manifest(tiny_scorer):
+    scorer = rewardmodels.load_scorer(tiny_scorer, device="cpu", max_length=8)
+    assert scorer.max_length == 8 and scorer.manifest["max_length"] == 8
+    assert [len(ids) for ids in scorer.encode(PROMPTS, RESPONSES)] == [8, 8]
+    assert scorer.last_truncated == [True, True]
+    with pytest.raises(TypeError, match="aggregation"):  # a PRM option means nothing to a BT scorer
+        rewardmodels.load_scorer(tiny_scorer, device="cpu", aggregation="min")
+
+
+def test_score_cli_normalizes_and_counts_truncation(tiny_scorer, tmp_path, capsys):
+    src, out = tmp_path / "rows.jsonl", tmp_path / "scores.jsonl"
+    write_jsonl(src, [{"prompt": p, "response": r} for p, r in zip(PROMPTS, RESPONSES, strict=True)])
+    assert score_main([str(tiny_scorer), "--input", str(src), "--output", str(out), "--normalize"]) == 0
+    scorer = rewardmodels.load_scorer(tiny_scorer)
+    mean, std = scorer.manifest["reward_mean"], scorer.manifest["reward_std"]
+    expected = [(s - mean) / std for s in scorer.score(PROMPTS, RESPONSES)]
+    assert [r["score"] for r in read_rows(out)] == pytest.approx(expected, abs=1e-5)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["truncated"] == 0

@@ -15,6 +15,8 @@ are optional, and each is a faster or richer path that a caller prefers when it 
   (cut by max_length).
 - `PredictsFirstError`: `predict_first_error(prompts, steps)` gives the index of the first wrong step, or
   -1 when it judges every step correct (a generative verifier reads this off its own verdicts).
+- `NormalizesScores`: `normalize(scores)` standardises scores with the training run's reward statistics
+  (unchanged when the manifest has none).
 
 Attributes a scorer may declare, so callers read them without probing:
 
@@ -65,6 +67,11 @@ class PredictsFirstError(Protocol):
 
 
 @runtime_checkable
+class NormalizesScores(Protocol):
+    def normalize(self, scores: list[float]) -> list[float]: ...
+
+
+@runtime_checkable
 class ReportsTruncation(Protocol):
     last_truncated: list[bool]
 
@@ -85,6 +92,7 @@ __all__ = [
     "ScoresGroups",
     "ScoresSteps",
     "PredictsFirstError",
+    "NormalizesScores",
     "ReportsTruncation",
     "RunsOnDevice",
     "PrefersBatchSize",

@@ -12,6 +12,11 @@ Per subset:
 and the mean of each over subsets. `--threshold` fixes t; `--tune-threshold-on SUBSET` picks the t that
 maximises that subset's F1 and applies it to every subset (that subset's own F1 is then in-sample, and the
 report says so). Results JSON, per-example JSONL and a markdown table are written atomically.
+
+Step scores (or direct predictions) are journalled chunk by chunk in `scores_journal.jsonl`
+(`rewardmodels.eval.journal`): a killed run resumes without re-scoring what is done, and a re-run with
+another threshold scores nothing. A journal from another scorer, data or setting is refused unless
+`--overwrite`. The metric itself is in `processbench_metrics`.
 """
 
 from __future__ import annotations
@@ -21,19 +26,31 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.data_builders.schema import DataValidationError, RowError
+from rewardmodels.eval.journal import Journal
+from rewardmodels.eval.processbench_metrics import (
+    candidate_thresholds,
+    f1_curve,
+    harmonic_mean,
+    predict_from_scores,
+    subset_metrics,
+    summarize,
+    tune_threshold,
+)
 from rewardmodels.io import read_rows, write_json, write_jsonl
+from rewardmodels.scorers.capabilities import PredictsFirstError, ScoresSteps
 
 logger = logging.getLogger("rewardmodels")
 
 HUB_ID = "Qwen/ProcessBench"
 HUB_SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
+JOURNAL_NAME = "scores_journal.jsonl"
+FIX_HINT = "Fix the rows (official ProcessBench schema: problem, steps, label)."
 
 
-# ---- data ---------------------------------------------------------------------------------------------------
+# ---- data ----------------------------------------------------------------------------------------------
 
 
 def subset_from_path(path: str | Path) -> str:
@@ -44,18 +61,39 @@ def subset_from_path(path: str | Path) -> str:
     return name.removeprefix("processbench_").removeprefix("processbench-")
 
 
-def check_rows(rows: list[dict], source: str) -> None:
-    for i, row in enumerate(rows):
-        steps = row.get("steps")
-        if not isinstance(row.get("problem"), str):
-            raise ValueError(f"{source}: row {i}, field 'problem': expected a string")
-        if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
-            raise ValueError(f"{source}: row {i}, field 'steps': expected a non-empty list of strings")
-        label = row.get("label")
-        if isinstance(label, bool) or not isinstance(label, int) or not -1 <= label < len(steps):
-            raise ValueError(
-                f"{source}: row {i}, field 'label': expected -1 or a step index below {len(steps)}, got {label!r}"
+def row_errors(row, i: int) -> list[RowError]:
+    """Problems with row `i`: `problem` a string, `steps` a non-empty list of strings, `label` -1 or the
+    index of a step."""
+    if not isinstance(row, dict):
+        return [RowError(i, "<row>", "wrong type", f"expected an object, got {type(row).__name__}")]
+    errors = []
+    if not isinstance(row.get("problem"), str):
+        errors.append(
+            RowError(
+                i, "problem", "wrong type", f"expected a string, got {type(row.get('problem')).__name__}"
             )
+        )
+    steps = row.get("steps")
+    if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
+        errors.append(RowError(i, "steps", "wrong type", "expected a non-empty list of strings"))
+        steps = None
+    label = row.get("label")
+    if isinstance(label, bool) or not isinstance(label, int):
+        errors.append(RowError(i, "label", "wrong type", f"expected -1 or a step index, got {label!r}"))
+    elif steps is not None and not -1 <= label < len(steps):
+        errors.append(
+            RowError(
+                i, "label", "out of range", f"expected -1 or a step index below {len(steps)}, got {label}"
+            )
+        )
+    return errors
+
+
+def check_rows(rows: list[dict], source: str) -> None:
+    """Every bad row of `rows`, reported together (row index and field named), before any model work."""
+    errors = [e for i, row in enumerate(rows) for e in row_errors(row, i)]
+    if errors:
+        raise DataValidationError(errors, source, hint=FIX_HINT)
 
 
 def load_examples(
@@ -91,129 +129,69 @@ def load_examples(
     return examples
 
 
-# ---- metric -------------------------------------------------------------------------------------------------
+# ---- running a scorer ------------------------------------------------------------------------------------
 
 
-def predict_from_scores(scores: Sequence[float], threshold: float) -> int:
-    """The first step scored below `threshold`, or -1. Unscored steps (NaN) never count as errors."""
-    for i, s in enumerate(scores):
-        if s is not None and not math.isnan(s) and s < threshold:
-            return i
-    return -1
+def example_key(example: dict) -> tuple[str, str]:
+    """An example's identity in the journal: (subset, id)."""
+    return example["subset"], example["id"]
 
 
-def subset_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict:
-    """acc_erroneous, acc_correct and F1 for one subset (fractions in [0, 1]; None when undefined)."""
-    err = [p == y for y, p in zip(labels, predictions, strict=True) if y != -1]
-    cor = [p == -1 for y, p in zip(labels, predictions, strict=True) if y == -1]
-    acc_err = sum(err) / len(err) if err else None
-    acc_cor = sum(cor) / len(cor) if cor else None
-    return {
-        "n": len(labels),
-        "n_erroneous": len(err),
-        "n_correct": len(cor),
-        "acc_erroneous": acc_err,
-        "acc_correct": acc_cor,
-        "f1": harmonic_mean(acc_err, acc_cor),
-    }
+def _journal_record(example: dict, mode: str) -> dict:
+    if mode == "direct":
+        return {"id": example["id"], "subset": example["subset"], "prediction": example["prediction"]}
+    scores = [None if math.isnan(s) else s for s in example["step_scores"]]  # JSON has no NaN
+    return {"id": example["id"], "subset": example["subset"], "step_scores": scores}
 
 
-def harmonic_mean(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None:
-        return None
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+def _restore(example: dict, record: dict, mode: str) -> None:
+    if mode == "direct":
+        example["prediction"] = int(record["prediction"])
+    else:
+        example["step_scores"] = [float("nan") if s is None else float(s) for s in record["step_scores"]]
 
 
-def _prefix_minima(scores: Sequence[float]) -> np.ndarray:
-    # pred(t) = first i with s_i < t = first i with min(s_0..s_i) < t; NaN (unscored) never flags a step.
-    values = np.array([np.inf if s is None or math.isnan(s) else s for s in scores], dtype=np.float64)
-    return np.minimum.accumulate(values)
+def scoring_mode(scorer) -> str:
+    """ "direct" for scorers that predict the earliest error themselves, "scores" for PRMs."""
+    if isinstance(scorer, PredictsFirstError):
+        return "direct"
+    if isinstance(scorer, ScoresSteps):
+        return "scores"
+    raise TypeError(
+        f"{type(scorer).__name__} has neither score_steps (a PRM) nor predict_first_error; "
+        "ProcessBench needs one of them"
+    )
 
 
-def f1_curve(step_scores: Sequence[Sequence[float]], labels: Sequence[int], thresholds: np.ndarray):
-    """acc_erroneous, acc_correct and F1 at every threshold at once.
+def score_examples(
+    scorer, examples: list[dict], batch_size: int = 16, chunk: int = 64, journal: Journal | None = None
+) -> str:
+    """Fill each example's `step_scores` (PRMs) or `prediction` (direct predictors); returns which it did.
 
-    An erroneous sample (label L) is right exactly when t lies in (m_L, m_{L-1}], with m the prefix minima of
-    its scores (m_{-1} = +inf); a correct sample is right exactly when t <= m_last.
+    Examples are sorted by length and scored `chunk` at a time. With a journal, the examples it holds are
+    filled from it, a chunk whose examples are all done is skipped, and each scored chunk is appended to it.
     """
-    thresholds = np.asarray(thresholds, dtype=np.float64)
-    err_hits = np.zeros_like(thresholds)
-    cor_hits = np.zeros_like(thresholds)
-    n_err = n_cor = 0
-    for scores, label in zip(step_scores, labels, strict=True):
-        m = _prefix_minima(scores)
-        if label == -1:
-            n_cor += 1
-            cor_hits += thresholds <= m[-1]
-        else:
-            n_err += 1
-            upper = m[label - 1] if label > 0 else np.inf
-            err_hits += (thresholds > m[label]) & (thresholds <= upper)
-    acc_err = err_hits / n_err if n_err else np.full_like(thresholds, np.nan)
-    acc_cor = cor_hits / n_cor if n_cor else np.full_like(thresholds, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(acc_err + acc_cor > 0, 2 * acc_err * acc_cor / (acc_err + acc_cor), 0.0)
-    return acc_err, acc_cor, f1
-
-
-def candidate_thresholds(step_scores: Sequence[Sequence[float]]) -> np.ndarray:
-    """One threshold inside every interval on which predictions stay the same: F1 only changes where t
-    crosses a step score, so the lowest score, the midpoints between neighbouring scores, and one value above
-    the highest cover every distinct outcome."""
-    values = np.unique(
-        [s for scores in step_scores for s in scores if s is not None and not math.isnan(s)]
-    ).astype(np.float64)
-    if values.size == 0:
-        return np.array([0.5])
-    top = values[-1] + max(1e-6, (1.0 - values[-1]) / 2)
-    return np.concatenate([values[:1], (values[1:] + values[:-1]) / 2, [top]])
-
-
-def tune_threshold(step_scores: Sequence[Sequence[float]], labels: Sequence[int]) -> tuple[float, float]:
-    """The threshold with the highest F1 (ties: the one closest to 0.5), and that F1."""
-    thresholds = candidate_thresholds(step_scores)
-    _, _, f1 = f1_curve(step_scores, labels, thresholds)
-    best = np.flatnonzero(f1 == f1.max())
-    pick = best[np.argmin(np.abs(thresholds[best] - 0.5))]
-    return float(thresholds[pick]), float(f1[pick])
-
-
-def summarize(examples: list[dict]) -> dict:
-    """Per-subset metrics and their means over subsets, from examples that carry `label` and `prediction`."""
-    subsets: dict[str, dict] = {}
-    for name in dict.fromkeys(e["subset"] for e in examples):
-        rows = [e for e in examples if e["subset"] == name]
-        subsets[name] = subset_metrics([e["label"] for e in rows], [e["prediction"] for e in rows])
-    average = {}
-    for key in ("acc_erroneous", "acc_correct", "f1"):
-        values = [m[key] for m in subsets.values() if m[key] is not None]
-        average[key] = sum(values) / len(values) if values else None
-    return {"subsets": subsets, "average": average}
-
-
-# ---- running a scorer ---------------------------------------------------------------------------------------
-
-
-def score_examples(scorer, examples: list[dict], batch_size: int = 16, chunk: int = 64) -> str:
-    """Fill each example's `step_scores` (PRMs) or `prediction` (direct predictors); returns which it did."""
-    direct = callable(getattr(scorer, "predict_first_error", None))
-    if not direct and not callable(getattr(scorer, "score_steps", None)):
-        raise TypeError(
-            f"{type(scorer).__name__} has neither score_steps (a PRM) nor predict_first_error; "
-            "ProcessBench needs one of them"
-        )
+    mode = scoring_mode(scorer)
     # Sorting by length keeps each chunk's padding small; results go back to their examples by reference.
     order = sorted(examples, key=lambda e: len(e["problem"]) + sum(len(s) for s in e["steps"]))
+    done = journal.done if journal is not None else {}
+    for e in examples:
+        if example_key(e) in done:
+            _restore(e, done[example_key(e)], mode)
     for start in tqdm(range(0, len(order), chunk), desc="processbench", unit="chunk"):
         part = order[start : start + chunk]
+        if all(example_key(e) in done for e in part):
+            continue
         prompts, steps = [e["problem"] for e in part], [e["steps"] for e in part]
-        if direct:
+        if mode == "direct":
             for e, p in zip(part, scorer.predict_first_error(prompts, steps), strict=True):
                 e["prediction"] = int(p)
         else:
             for e, s in zip(part, scorer.score_steps(prompts, steps, batch_size=batch_size), strict=True):
                 e["step_scores"] = [float(x) for x in s]
-    return "direct" if direct else "scores"
+        if journal is not None:
+            journal.append(_journal_record(e, mode) for e in part)
+    return mode
 
 
 def evaluate(
@@ -340,93 +318,66 @@ def run(
     batch_size: int = 16,
     title: str = "scorer",
     extra: dict | None = None,
+    fingerprint: dict | None = None,
+    overwrite: bool = False,
+    chunk: int = 64,
 ) -> dict:
-    mode = "scores" if scorer is None else score_examples(scorer, examples, batch_size)
+    """Score (unless `scorer` is None: the examples carry step scores already), evaluate and write outputs.
+
+    Scores are journalled in `output_dir`, `chunk` examples at a time; `fingerprint` (scorer, data, options)
+    must match the journal's before its scores are reused, and `overwrite` discards them.
+    """
+    mode = "scores"
+    if scorer is not None:
+        mode = scoring_mode(scorer)
+        settings = {"mode": mode, "examples": [list(example_key(e)) for e in examples], **(fingerprint or {})}
+        journal = Journal(
+            Path(output_dir) / JOURNAL_NAME, settings, lambda r: (r["subset"], r["id"]), overwrite=overwrite
+        )
+        if len(journal):
+            logger.info(
+                "resuming: %d of %d examples already scored in %s", len(journal), len(examples), output_dir
+            )
+        score_examples(scorer, examples, batch_size, chunk, journal=journal)
     results = evaluate(examples, threshold, tune_on, mode)
     results = {"benchmark": "processbench", **(extra or {}), **results}
-    if getattr(scorer, "unscored_steps", 0):
-        results["unscored_steps"] = scorer.unscored_steps
+    unscored = sum(1 for e in examples for s in e.get("step_scores", []) if math.isnan(s))
+    if unscored:  # steps beyond the scorer's max_length come back as NaN
+        results["unscored_steps"] = unscored
     write_outputs(results, examples, output_dir, title)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(
-        prog="rewardmodels eval processbench",
-        description=__doc__,
-        formatter_class=HelpFormatter,
-    )
-    parser.add_argument("--scorer", default=None, help="Scorer directory written by `rewardmodels export`.")
-    parser.add_argument(
-        "--reuse-scores",
-        default=None,
-        metavar="PREDICTIONS_JSONL",
-        help="Take step scores from an earlier run's predictions.jsonl instead of scoring (e.g. to tune t).",
-    )
-    parser.add_argument(
-        "--dataset", nargs="+", default=[], help="Local ProcessBench files (official schema, .json/.jsonl)."
-    )
-    parser.add_argument(
-        "--hub",
-        nargs="*",
-        default=None,
-        metavar="SUBSET",
-        help=f"Load subsets of {HUB_ID} from the Hub (all of {', '.join(HUB_SUBSETS)} when none are named).",
-    )
-    parser.add_argument("--threshold", type=float, default=0.5, help="t: a step scored below t is an error.")
-    parser.add_argument(
-        "--tune-threshold-on",
-        default=None,
-        metavar="SUBSET",
-        help="Pick t to maximise this subset's F1 and apply it to all subsets (reported as such).",
-    )
-    parser.add_argument("--limit", type=int, default=None, help="Score only the first N rows of each subset.")
-    parser.add_argument(
-        "--output-dir", default=None, help="Where to write results (default: results/processbench/<scorer>)."
-    )
-    parser.add_argument("--batch-size", type=int, default=16, help="Solutions per forward pass.")
-    parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available).")
-    parser.add_argument(
-        "--dtype", default=None, help="float32, bfloat16, ... (default: bf16 on CUDA, fp32 on CPU)."
-    )
-    parser.add_argument("--max-length", type=int, default=None, help="Override the scorer's max_length.")
-    args = parser.parse_args(argv)
-    setup_logging()
+    """`rewardmodels eval processbench`; the flags live in `processbench_cli`, which imports this module."""
+    from rewardmodels.eval.processbench_cli import main as cli_main
 
-    if bool(args.scorer) == bool(args.reuse_scores):
-        parser.error("give exactly one of --scorer and --reuse-scores")
-    hub = list(HUB_SUBSETS) if args.hub == [] else (args.hub or [])
-    examples = load_examples(args.dataset, hub, args.limit)
-    if args.reuse_scores:
-        attach_saved_scores(examples, args.reuse_scores)
-        scorer, name = None, Path(args.reuse_scores).resolve().parent.name
-    else:
-        from rewardmodels.scorers import load_scorer
-
-        kwargs = {"max_length": args.max_length} if args.max_length else {}
-        scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype, **kwargs)
-        name = Path(args.scorer).resolve().name
-    output_dir = args.output_dir or Path("results") / "processbench" / name
-    extra = {
-        "scorer": str(args.scorer or args.reuse_scores),
-        "datasets": list(args.dataset),
-        "hub_subsets": hub,
-    }
-    if args.reuse_scores:
-        extra["scores_reused_from"] = str(args.reuse_scores)
-    if args.limit:
-        extra["limit"] = args.limit
-    results = run(
-        scorer, examples, output_dir, args.threshold, args.tune_threshold_on, args.batch_size, name, extra
-    )
-    for subset, m in results["subsets"].items():
-        print(
-            f"{subset}: acc_erroneous={_pct(m['acc_erroneous'])} acc_correct={_pct(m['acc_correct'])} "
-            f"F1={_pct(m['f1'])} (n={m['n']})"
-        )
-    print(f"average F1={_pct(results['average']['f1'])}; written to {output_dir}")
-    return 0
+    return cli_main(argv)
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}"
+__all__ = [
+    "DataValidationError",
+    "HUB_ID",
+    "HUB_SUBSETS",
+    "JOURNAL_NAME",
+    "attach_saved_scores",
+    "candidate_thresholds",
+    "check_rows",
+    "evaluate",
+    "example_key",
+    "f1_curve",
+    "harmonic_mean",
+    "load_examples",
+    "main",
+    "markdown_report",
+    "predict_from_scores",
+    "row_errors",
+    "run",
+    "score_examples",
+    "scoring_mode",
+    "subset_from_path",
+    "subset_metrics",
+    "summarize",
+    "tune_threshold",
+    "write_outputs",
+]

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from rewardmodels.eval import processbench as pb
 
 
@@ -211,3 +212,85 @@ def test_saved_scores_can_be_reused_to_tune_the_threshold(tmp_path):
     assert tuned["scores_reused_from"].endswith("predictions.jsonl") and "in-sample" in tuned["note"]
     with pytest.raises(SystemExit):
         pb.main(["--dataset", str(path)])  # neither --scorer nor --reuse-scores
+
+
+class Killed(Exception):
+    pass
+
+
+class CountingPRM(FixedPRM):
+    """FixedPRM that counts its calls and the solutions it scored, and dies on call `die_on` (a kill)."""
+
+    def __init__(self, table, die_on: int | None = None):
+        super().__init__(table)
+        self.calls, self.solutions, self.die_on = 0, 0, die_on
+
+    def score_steps(self, prompts, steps, batch_size=16):
+        self.calls += 1
+        if self.calls == self.die_on:
+            raise Killed
+        self.solutions += len(prompts)
+        return super().score_steps(prompts, steps, batch_size)
+
+
+def resumable_rows():
+    table, rows = {}, []
+    for i in range(6):
+        problem = "p" * (i + 1)  # distinct lengths: the chunk plan sorts them
+        table[problem] = [0.9 - 0.1 * i, 0.3 + 0.1 * i]
+        rows.append(
+            {"id": f"r{i}", "subset": "s", "problem": problem, "steps": ["a", "b"], "label": i % 3 - 1}
+        )
+    return rows, table
+
+
+def test_interrupted_run_resumes_without_rescoring(tmp_path):
+    rows, table = resumable_rows()
+    full = pb.run(CountingPRM(table), [dict(r) for r in rows], tmp_path / "full", chunk=2)
+
+    cut = tmp_path / "cut"
+    with pytest.raises(Killed):
+        pb.run(CountingPRM(table, die_on=2), [dict(r) for r in rows], cut, chunk=2)
+    assert len((cut / pb.JOURNAL_NAME).read_text().splitlines()) == 2  # the first chunk was journalled
+    assert not (cut / "results.json").exists()
+
+    again = CountingPRM(table)
+    resumed = pb.run(again, [dict(r) for r in rows], cut, chunk=2)
+    assert again.calls == 2 and again.solutions == 4  # only the two chunks left
+    assert resumed == full
+    for name in ("results.json", "predictions.jsonl", "results.md"):
+        assert (cut / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+
+    # another threshold on the same scores: nothing is scored again
+    idle = CountingPRM(table)
+    other = pb.run(idle, [dict(r) for r in rows], cut, threshold=0.45, chunk=2)
+    assert idle.calls == 0 and other["threshold"] == 0.45
+
+
+def test_journal_from_other_settings_is_refused_unless_overwrite(tmp_path):
+    rows, table = resumable_rows()
+    pb.run(CountingPRM(table), [dict(r) for r in rows], tmp_path, fingerprint={"scorer": "a"})
+    with pytest.raises(ValueError, match="different evaluation"):
+        pb.run(CountingPRM(table), [dict(r) for r in rows], tmp_path, fingerprint={"scorer": "b"})
+    fresh = CountingPRM(table)
+    pb.run(fresh, [dict(r) for r in rows], tmp_path, fingerprint={"scorer": "b"}, overwrite=True)
+    assert fresh.solutions == len(rows)
+
+
+def test_every_bad_row_is_reported_with_its_field(tmp_path):
+    path = tmp_path / "pb.jsonl"
+    rows = [
+        {"problem": "p", "steps": ["a"], "label": -1},
+        {"problem": 3, "steps": ["a"], "label": 0},
+        {"problem": "p", "steps": [], "label": -1},
+        {"problem": "p", "steps": ["a", "b"], "label": True},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(pb.DataValidationError) as err:
+        pb.load_examples([str(path)])
+    assert [(e.index, e.field, e.kind) for e in err.value.errors] == [
+        (1, "problem", "wrong type"),
+        (2, "steps", "wrong type"),
+        (3, "label", "wrong type"),
+    ]
+    assert "row 1, field 'problem': wrong type" in str(err.value)

@@ -1,0 +1,117 @@
+"""The `rewardmodels eval processbench` command line: flags, loading the scorer, printing the summary.
+
+The evaluation itself (data, scoring with a journal, metric, outputs) is `rewardmodels.eval.processbench`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.eval import processbench
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="rewardmodels eval processbench",
+        description=processbench.__doc__,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--scorer", default=None, help="Scorer directory written by `rewardmodels export`.")
+    parser.add_argument(
+        "--reuse-scores",
+        default=None,
+        metavar="PREDICTIONS_JSONL",
+        help="Take step scores from an earlier run's predictions.jsonl instead of scoring (e.g. to tune t).",
+    )
+    parser.add_argument(
+        "--dataset", nargs="+", default=[], help="Local ProcessBench files (official schema, .json/.jsonl)."
+    )
+    parser.add_argument(
+        "--hub",
+        nargs="*",
+        default=None,
+        metavar="SUBSET",
+        help=f"Load subsets of {processbench.HUB_ID} from the Hub "
+        f"(all of {', '.join(processbench.HUB_SUBSETS)} when none are named).",
+    )
+    parser.add_argument("--threshold", type=float, default=0.5, help="t: a step scored below t is an error.")
+    parser.add_argument(
+        "--tune-threshold-on",
+        default=None,
+        metavar="SUBSET",
+        help="Pick t to maximise this subset's F1 and apply it to all subsets (reported as such).",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="Score only the first N rows of each subset.")
+    parser.add_argument(
+        "--output-dir", default=None, help="Where to write results (default: results/processbench/<scorer>)."
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="Solutions per forward pass.")
+    parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available).")
+    parser.add_argument(
+        "--dtype", default=None, help="float32, bfloat16, ... (default: bf16 on CUDA, fp32 on CPU)."
+    )
+    parser.add_argument("--max-length", type=int, default=None, help="Override the scorer's max_length.")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Discard step scores journalled in --output-dir by an earlier run.",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging()
+
+    if bool(args.scorer) == bool(args.reuse_scores):
+        parser.error("give exactly one of --scorer and --reuse-scores")
+    hub = list(processbench.HUB_SUBSETS) if args.hub == [] else (args.hub or [])
+    examples = processbench.load_examples(args.dataset, hub, args.limit)
+    if args.reuse_scores:
+        processbench.attach_saved_scores(examples, args.reuse_scores)
+        scorer, name = None, Path(args.reuse_scores).resolve().parent.name
+    else:
+        from rewardmodels.scorers import load_scorer
+
+        scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype, max_length=args.max_length)
+        name = Path(args.scorer).resolve().name
+    output_dir = args.output_dir or Path("results") / "processbench" / name
+    extra = {
+        "scorer": str(args.scorer or args.reuse_scores),
+        "datasets": list(args.dataset),
+        "hub_subsets": hub,
+    }
+    if args.reuse_scores:
+        extra["scores_reused_from"] = str(args.reuse_scores)
+    if args.limit:
+        extra["limit"] = args.limit
+    fingerprint = {
+        "scorer": str(Path(args.scorer).resolve()) if args.scorer else None,
+        "max_length": args.max_length,
+        "dtype": args.dtype,
+    }
+    results = processbench.run(
+        scorer,
+        examples,
+        output_dir,
+        args.threshold,
+        args.tune_threshold_on,
+        args.batch_size,
+        name,
+        extra,
+        fingerprint=fingerprint,
+        overwrite=args.overwrite,
+    )
+    for subset, m in results["subsets"].items():
+        print(
+            f"{subset}: acc_erroneous={_pct(m['acc_erroneous'])} acc_correct={_pct(m['acc_correct'])} "
+            f"F1={_pct(m['f1'])} (n={m['n']})"
+        )
+    print(f"average F1={_pct(results['average']['f1'])}; written to {output_dir}")
+    return 0
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"

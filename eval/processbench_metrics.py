@@ -1,0 +1,113 @@
+"""The ProcessBench metric: predictions from step scores, per-subset accuracies and F1, and the threshold
+sweep that finds the best threshold exactly. Pure functions over scores and labels, no I/O.
+
+A PRM's prediction is the first step scored below a threshold t, or -1 when none is. Per subset:
+  acc_erroneous  exact matches of the earliest-error index, over samples with label != -1
+  acc_correct    share of label == -1 samples predicted as -1
+  f1             their harmonic mean
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def predict_from_scores(scores: Sequence[float], threshold: float) -> int:
+    """The first step scored below `threshold`, or -1. Unscored steps (NaN) never count as errors."""
+    for i, s in enumerate(scores):
+        if s is not None and not math.isnan(s) and s < threshold:
+            return i
+    return -1
+
+
+def subset_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict:
+    """acc_erroneous, acc_correct and F1 for one subset (fractions in [0, 1]; None when undefined)."""
+    err = [p == y for y, p in zip(labels, predictions, strict=True) if y != -1]
+    cor = [p == -1 for y, p in zip(labels, predictions, strict=True) if y == -1]
+    acc_err = sum(err) / len(err) if err else None
+    acc_cor = sum(cor) / len(cor) if cor else None
+    return {
+        "n": len(labels),
+        "n_erroneous": len(err),
+        "n_correct": len(cor),
+        "acc_erroneous": acc_err,
+        "acc_correct": acc_cor,
+        "f1": harmonic_mean(acc_err, acc_cor),
+    }
+
+
+def harmonic_mean(a: float | None, b: float | None) -> float | None:
+    """2ab / (a + b); 0 when both are 0; None when either is undefined (a subset without such samples)."""
+    if a is None or b is None:
+        return None
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
+def _prefix_minima(scores: Sequence[float]) -> np.ndarray:
+    # pred(t) = first i with s_i < t = first i with min(s_0..s_i) < t; NaN (unscored) never flags a step.
+    values = np.array([np.inf if s is None or math.isnan(s) else s for s in scores], dtype=np.float64)
+    return np.minimum.accumulate(values)
+
+
+def f1_curve(step_scores: Sequence[Sequence[float]], labels: Sequence[int], thresholds: np.ndarray):
+    """acc_erroneous, acc_correct and F1 at every threshold at once.
+
+    An erroneous sample (label L) is right exactly when t lies in (m_L, m_{L-1}], with m the prefix minima of
+    its scores (m_{-1} = +inf); a correct sample is right exactly when t <= m_last.
+    """
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    err_hits = np.zeros_like(thresholds)
+    cor_hits = np.zeros_like(thresholds)
+    n_err = n_cor = 0
+    for scores, label in zip(step_scores, labels, strict=True):
+        m = _prefix_minima(scores)
+        if label == -1:
+            n_cor += 1
+            cor_hits += thresholds <= m[-1]
+        else:
+            n_err += 1
+            upper = m[label - 1] if label > 0 else np.inf
+            err_hits += (thresholds > m[label]) & (thresholds <= upper)
+    acc_err = err_hits / n_err if n_err else np.full_like(thresholds, np.nan)
+    acc_cor = cor_hits / n_cor if n_cor else np.full_like(thresholds, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(acc_err + acc_cor > 0, 2 * acc_err * acc_cor / (acc_err + acc_cor), 0.0)
+    return acc_err, acc_cor, f1
+
+
+def candidate_thresholds(step_scores: Sequence[Sequence[float]]) -> np.ndarray:
+    """One threshold inside every interval on which predictions stay the same: F1 only changes where t
+    crosses a step score, so the lowest score, the midpoints between neighbouring scores, and one value above
+    the highest cover every distinct outcome."""
+    values = np.unique(
+        [s for scores in step_scores for s in scores if s is not None and not math.isnan(s)]
+    ).astype(np.float64)
+    if values.size == 0:
+        return np.array([0.5])
+    top = values[-1] + max(1e-6, (1.0 - values[-1]) / 2)
+    return np.concatenate([values[:1], (values[1:] + values[:-1]) / 2, [top]])
+
+
+def tune_threshold(step_scores: Sequence[Sequence[float]], labels: Sequence[int]) -> tuple[float, float]:
+    """The threshold with the highest F1 (ties: the one closest to 0.5), and that F1."""
+    thresholds = candidate_thresholds(step_scores)
+    _, _, f1 = f1_curve(step_scores, labels, thresholds)
+    best = np.flatnonzero(f1 == f1.max())
+    pick = best[np.argmin(np.abs(thresholds[best] - 0.5))]
+    return float(thresholds[pick]), float(f1[pick])
+
+
+def summarize(examples: list[dict]) -> dict:
+    """Per-subset metrics and their means over subsets, from examples that carry `label` and `prediction`."""
+    subsets: dict[str, dict] = {}
+    for name in dict.fromkeys(e["subset"] for e in examples):
+        rows = [e for e in examples if e["subset"] == name]
+        subsets[name] = subset_metrics([e["label"] for e in rows], [e["prediction"] for e in rows])
+    average = {}
+    for key in ("acc_erroneous", "acc_correct", "f1"):
+        values = [m[key] for m in subsets.values() if m[key] is not None]
+        average[key] = sum(values) / len(values) if values else None
+    return {"subsets": subsets, "average": average}

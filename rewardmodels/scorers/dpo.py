@@ -29,7 +29,6 @@ from rewardmodels.scorers.base import (
     length_sorted_batches,
     make_reward_func,
     pick_device,
-    pick_dtype,
     split_into_groups,
 )
 from rewardmodels.tokenization import as_messages, is_conversational, join_plain, render_ids
@@ -314,15 +313,14 @@ class DPOScorer:
 
 
 def _load_causal_lm(path: str, dev: torch.device, dtype, trust_remote_code: bool, attn_implementation):
-    from transformers import AutoModelForCausalLM
+    from rewardmodels.modeling import load_backbone
 
-    from rewardmodels.modeling import _prefer_safetensors, choose_attn_implementation
-
-    model = AutoModelForCausalLM.from_pretrained(
+    model = load_backbone(
         path,
-        dtype=pick_dtype(dtype, dev),
-        attn_implementation=choose_attn_implementation(attn_implementation, dev.type),
+        "causal_lm",
+        dtype=dtype,
+        device=dev,
+        attn_implementation=attn_implementation,
         trust_remote_code=trust_remote_code,
-        use_safetensors=None if trust_remote_code else _prefer_safetensors(path),
     )
-    return model.to(dev).eval().requires_grad_(False)
+    return model.eval().requires_grad_(False)

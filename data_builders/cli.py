@@ -1,7 +1,8 @@
 """`rewardmodels build <builder>`: convert a raw source into validated canonical rows (JSONL, written atomically).
 
 Every raw builder in rewardmodels.data_builders.sources.RAW_BUILDERS gets its own entry, plus `synthetic`
-(the embedded default task) and `generic` (files or Hub datasets with column mapping).
+(the embedded default task), `generic` (files or Hub datasets with column mapping), and the generators that
+sample a model: `mc-labels` (Monte Carlo step labels, data_builders/mc_labeller.py).
 """
 
 from __future__ import annotations
@@ -9,10 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from rewardmodels.data_builders.sources import RAW_BUILDERS, SYNTHETIC_ROWS, load_rows
-
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter
+from rewardmodels.data_builders import mc_labeller
+from rewardmodels.data_builders.sources import RAW_BUILDERS, SYNTHETIC_ROWS, load_rows
 from rewardmodels.io import write_jsonl
+
+# Builders that generate with a model: name -> module with add_arguments(parser) and run(args), so each
+# subcommand's flags are the module's own, defined once.
+GENERATORS = {"mc-labels": mc_labeller}
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -40,11 +45,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--schema", default="preference", help="Row schema to validate against.")
     p.add_argument("--column-map", default=None, help='JSON object renaming source columns, e.g. \'{"question": "prompt"}\'.')
     _common(p)
+    for name, module in GENERATORS.items():
+        summary = module.__doc__.strip().splitlines()[0]
+        p = sub.add_parser(name, help=summary, description=module.__doc__, formatter_class=HelpFormatter)
+        module.add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if args.builder in GENERATORS:
+        return GENERATORS[args.builder].run(args)
     column_map = json.loads(args.column_map) if getattr(args, "column_map", None) else None
     if args.builder == "synthetic":
         spec, schema = f"synthetic:n={args.n},seed={args.seed}", args.schema

@@ -2,17 +2,11 @@
 on-disk cache across interrupted and repeated runs, and the real transformers generation path on a tiny model."""
 
 import pytest
-from rewardmodels.data_builders.mc_labeller import (
-    HFGenerator,
-    SampleCache,
-    Sampler,
-    SamplingParams,
-    is_correct,
-    label_problems,
-    label_solution,
-    split_solution,
-)
+
+from rewardmodels.answers import is_correct, split_solution
+from rewardmodels.data_builders.mc_labeller import label_problems, label_solution
 from rewardmodels.data_builders.schema import stepwise_row_errors
+from rewardmodels.sampling import HFGenerator, SampleCache, Sampler, SamplingParams
 
 PROBLEM = "What is (2 + 3) * 4?"
 STEPS = ["2 + 3 = 5.", "5 * 4 = 21.", "The answer is \\boxed{21}."]
@@ -24,7 +18,7 @@ SCRIPT = {
 
 
 class ScriptedGenerator:
-    name = "scripted"
+    fingerprint = "scripted"
 
     def __init__(self, fail_after: int | None = None):
         self.calls = 0
@@ -33,12 +27,13 @@ class ScriptedGenerator:
     def build_prompt(self, problem, prefix, params):
         return f"{problem}\n" + "\n\n".join(prefix)
 
-    def generate(self, prompt, n, params, seed):
+    def generate(self, prompts, params, seeds):
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise KeyboardInterrupt("simulated interruption")
         self.calls += 1
-        k = prompt.count("\n\n") + 1  # number of steps in the prefix
-        return SCRIPT[k][-n:]
+        assert len(set(prompts)) == 1  # the labeller asks for one prefix's rollouts at a time
+        k = prompts[0].count("\n\n") + 1  # number of steps in the prefix
+        return SCRIPT[k][-len(prompts) :]
 
 
 def sampler(tmp_path, gen, params: SamplingParams | None = None):
@@ -114,3 +109,27 @@ def test_tiny_model_generates_labels_and_reuses_its_cache(tiny_llama, tmp_path):
         == rows
     )
     assert again.generated == 0 and again.hits == first.generated
+
+
+def test_build_mc_labels_samples_on_an_endpoint_and_a_rerun_samples_nothing(tmp_path, capsys):
+    import json
+
+    from rewardmodels.data_builders.cli import main as build
+    from tests.openai_stub import StubServer, chat_reply
+
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text(json.dumps({"problem": PROBLEM, "answer": "20", "completions": STEPS, "id": "p0"}) + "\n")
+    with StubServer([(200, chat_reply("\\boxed{20}", "\\boxed{3}"))]) as server:
+        args = ["mc-labels", "--problems", str(problems), "--rollouts", "2", "--cache", str(tmp_path / "c.sqlite"),
+                "--endpoint", server.url, "--endpoint-model", "m"]  # fmt: skip
+        assert build([*args, "--output", str(tmp_path / "a.jsonl")]) == 0
+        assert len(server.requests) == 2  # one request per step prefix, n = 2 rollouts each
+        assert "samples: 4 generated" in capsys.readouterr().out
+        assert build([*args, "--output", str(tmp_path / "b.jsonl")]) == 0
+        assert len(server.requests) == 2 and "samples: 0 generated, 4 from the cache" in capsys.readouterr().out
+    first = server.requests[0][2]
+    assert first["n"] == 2 and first["messages"][1] == {"role": "assistant", "content": STEPS[0] + "\n\n"}
+    (row,) = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert row["mc_correct"] == [1, 1] and row["labels"] == [True, True, False]
+    assert row["generator"] == f"{server.url}/v1#m"
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()

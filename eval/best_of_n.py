@@ -191,6 +191,55 @@ def markdown_report(results: dict, title: str) -> str:
     )
 
 
+JOURNAL_NAME = "scores_journal.jsonl"  # candidate scores, appended chunk by chunk (eval/journal.py)
+
+
+def _journal_key(record: dict) -> tuple[int, str]:
+    return record["problem"], record["id"]
+
+
+def score_problems(scorer, problems: list[dict], batch_size: int = 16, chunk: int = 16, journal=None) -> None:
+    """Fill each problem's `scores`, one per candidate: the candidates go to the scorer as one group per
+    problem (`rewardmodels.scorers.groups`: the prompt runs once where the scorer can share it, repeated
+    candidates are scored once), `chunk` problems per call.
+
+    With a journal, problems it holds are filled from it, a chunk whose problems are all done is skipped, and
+    each scored chunk is appended to it (NaN, an unscored candidate, is stored as null).
+    """
+    from rewardmodels.scorers.groups import score_response_groups
+
+    done = journal.done if journal is not None else {}
+    for i, p in enumerate(problems):
+        if (i, p["id"]) in done:
+            p["scores"] = [math.nan if s is None else float(s) for s in done[(i, p["id"])]["scores"]]
+    for start in tqdm(range(0, len(problems), chunk), desc="best-of-n scoring", unit="chunk"):
+        part = list(range(start, min(start + chunk, len(problems))))
+        if all((i, problems[i]["id"]) in done for i in part):
+            continue
+        prompts = [problems[i]["problem"] for i in part]
+        scored = score_response_groups(scorer, prompts, [problems[i]["candidates"] for i in part], batch_size)
+        for i, scores in zip(part, scored, strict=True):
+            problems[i]["scores"] = scores
+        if journal is not None:
+            journal.append(
+                {
+                    "problem": i,
+                    "id": problems[i]["id"],
+                    "scores": [None if math.isnan(s) else s for s in problems[i]["scores"]],
+                }
+                for i in part
+            )
+
+
+def _problems_digest(problems: list[dict]) -> str:
+    # The candidates' content enters the fingerprint: a re-sampled file under the same name is new data.
+    import hashlib
+    import json
+
+    text = json.dumps([[p["id"], p["problem"], p["candidates"]] for p in problems], ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def run(
     scorer,
     problems: list[dict],
@@ -199,11 +248,24 @@ def run(
     batch_size: int = 16,
     title: str = "scorer",
     extra: dict | None = None,
+    fingerprint: dict | None = None,
+    overwrite: bool = False,
+    chunk: int = 16,
 ) -> dict:
-    for p in tqdm(problems, desc="best-of-n scoring", unit="problem"):
-        p["scores"] = [
-            float(s) for s in scorer.score([p["problem"]] * len(p["candidates"]), p["candidates"], batch_size)
-        ]
+    """Score every problem's candidates (resuming from the journal in `output_dir`), evaluate, write outputs.
+
+    `fingerprint` (scorer and options) and the problems' content must match the journal's before its scores
+    are reused; `overwrite` discards them.
+    """
+    from rewardmodels.eval.journal import Journal
+
+    settings = {"problems": _problems_digest(problems), **(fingerprint or {})}
+    journal = Journal(Path(output_dir) / JOURNAL_NAME, settings, _journal_key, overwrite=overwrite)
+    if len(journal):
+        logger.info(
+            "resuming: %d of %d problems already scored in %s", len(journal), len(problems), output_dir
+        )
+    score_problems(scorer, problems, batch_size, chunk, journal)
     results = {"benchmark": "best_of_n", **(extra or {}), **evaluate(problems, weights)}
     out = Path(output_dir)
     write_json(out / "results.json", results)
@@ -305,6 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="Sequences per forward pass.")
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available).")
     parser.add_argument("--dtype", default=None, help="float32, bfloat16, ...")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Discard candidate scores journalled in --output-dir earlier.",
+    )
     args = parser.parse_args(argv)
     setup_logging()
 
@@ -317,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"scorer": str(args.scorer), "candidates": args.candidates}
     if args.limit:
         extra["limit"] = args.limit
-    results = run(scorer, problems, out, args.weights, args.batch_size, name, extra)
+    fingerprint = {"scorer": str(Path(args.scorer).resolve()), "dtype": args.dtype}
+    results = run(
+        scorer, problems, out, args.weights, args.batch_size, name, extra, fingerprint, args.overwrite
+    )
     print(" ".join(f"{m}={100 * results[m]:.1f}" for m in METRICS) + f"; written to {out}")
     return 0

@@ -24,9 +24,25 @@ B = {
 SCORES = {"What is 2+3?": [0.2, 0.9, 0.3, 0.4], "Half of 1?": [0.1, 0.2, 0.95, 0.3]}
 
 
+CANDIDATES = {A["problem"]: A["candidates"], B["problem"]: B["candidates"]}
+
+
 class TableScorer:
+    """Scores each (problem, candidate) pair from SCORES; counts calls and pairs, dies on call `die_on`."""
+
+    def __init__(self, die_on: int | None = None):
+        self.calls, self.pairs, self.die_on = 0, 0, die_on
+
     def score(self, prompts, responses, batch_size=16):
-        return list(SCORES[prompts[0]])
+        self.calls += 1
+        if self.calls == self.die_on:
+            raise Killed
+        self.pairs += len(responses)
+        return [SCORES[p][CANDIDATES[p].index(r)] for p, r in zip(prompts, responses, strict=True)]
+
+
+class Killed(Exception):
+    pass
 
 
 def test_answer_groups_use_math_verify():
@@ -54,6 +70,27 @@ def test_hand_built_accuracies(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "per_problem.jsonl").read_text().splitlines()]
     assert lines[0]["top_index"] == 1 and lines[1]["answer_groups"] == [0, 0, None, 1]
     assert "| 4 | 0.0 | 100.0 | 50.0 | 100.0 | 50.0 |" in (tmp_path / "results.md").read_text()
+
+
+def test_interrupted_run_resumes_without_rescoring(tmp_path):
+    full = bon.run(TableScorer(), [dict(A), dict(B)], tmp_path / "full", chunk=1)
+    cut = tmp_path / "cut"
+    with pytest.raises(Killed):
+        bon.run(TableScorer(die_on=2), [dict(A), dict(B)], cut, chunk=1)
+    assert len((cut / bon.JOURNAL_NAME).read_text().splitlines()) == 1  # problem A was journalled
+    again = TableScorer()
+    resumed = bon.run(again, [dict(A), dict(B)], cut, chunk=1)
+    assert again.calls == 1 and again.pairs == len(B["candidates"])  # only problem B was scored
+    assert resumed == full
+    for name in ("results.json", "per_problem.jsonl", "results.md"):
+        assert (cut / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    # other candidates in the same output dir are other data: refused before anything is scored
+    changed = dict(B, candidates=[*B["candidates"][:3], "\\boxed{1/2}"])
+    with pytest.raises(ValueError, match="different evaluation"):
+        bon.run(TableScorer(), [dict(A), changed], cut, chunk=1)
+    fresh = TableScorer()
+    bon.run(fresh, [dict(A), dict(B)], cut, chunk=1, fingerprint={"scorer": "other"}, overwrite=True)
+    assert fresh.calls == 2
 
 
 def test_real_valued_scores_vote_through_a_sigmoid():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from rewardmodels.io import read_rows, rename_columns
+from rewardmodels.errors import ROW, InputError, Location
+from rewardmodels.io import location_of, read_rows, rename_columns, with_location
 
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 _SHAREGPT_ROLES = {
@@ -45,23 +46,23 @@ def build_hh_rlhf(path: str) -> tuple[list[dict], Counter]:
     """HH-RLHF transcripts: the shared history becomes the prompt, the last Assistant turns the responses."""
     rows, skipped = [], Counter()
     for i, raw in enumerate(read_rows(path)):
-        if not isinstance(raw.get("chosen"), str) or not isinstance(raw.get("rejected"), str):
-            raise ValueError(
-                f"{path}: row {i} needs string fields 'chosen' and 'rejected' (HH-RLHF transcripts)"
-            )
+        where = location_of(raw, Location(path, i + 1, ROW))
+        for key in ("chosen", "rejected"):
+            if not isinstance(raw.get(key), str):
+                raise InputError.at(where, key, "expected a string (an HH-RLHF transcript)")
         row, reason = hh_rlhf_row(raw)
         if row is None:
             skipped[reason] += 1
         else:
-            rows.append(row)
+            rows.append(with_location(row, where))
     return rows, skipped
 
 
-def _sharegpt_message(turn: dict, where: str) -> dict:
-    role = _SHAREGPT_ROLES.get(turn.get("from", ""))
+def _sharegpt_message(turn: dict, where: Location, field: str) -> dict:
+    role = _SHAREGPT_ROLES.get(turn.get("from", "")) if isinstance(turn, dict) else None
     if role is None or not isinstance(turn.get("value"), str):
-        raise ValueError(
-            f"{where}: expected {{from, value}} with from in {sorted(_SHAREGPT_ROLES)}, got {turn!r:.120}"
+        raise InputError.at(
+            where, field, f"expected {{from, value}} with from in {sorted(_SHAREGPT_ROLES)}, got {turn!r:.120}"
         )
     return {"role": role, "content": turn["value"]}
 
@@ -70,14 +71,16 @@ def build_sharegpt(path: str) -> tuple[list[dict], Counter]:
     """ShareGPT preference rows: conversations[{from, value}], chosen{from, value}, rejected{from, value}."""
     rows = []
     for i, raw in enumerate(read_rows(path)):
-        where = f"{path}: row {i}"
+        where = location_of(raw, Location(path, i + 1, ROW))
         for key in ("conversations", "chosen", "rejected"):
             if key not in raw:
-                raise ValueError(f"{where}, field '{key}': missing field")
-        prompt = [_sharegpt_message(t, f"{where}, field 'conversations'") for t in raw["conversations"]]
-        chosen = _sharegpt_message(raw["chosen"], f"{where}, field 'chosen'")
-        rejected = _sharegpt_message(raw["rejected"], f"{where}, field 'rejected'")
-        rows.append({"prompt": prompt, "chosen": [chosen], "rejected": [rejected]})
+                raise InputError.at(where, key, "missing field")
+        if not isinstance(raw["conversations"], list):
+            raise InputError.at(where, "conversations", "expected a list of {from, value} turns")
+        prompt = [_sharegpt_message(t, where, "conversations") for t in raw["conversations"]]
+        chosen = _sharegpt_message(raw["chosen"], where, "chosen")
+        rejected = _sharegpt_message(raw["rejected"], where, "rejected")
+        rows.append(with_location({"prompt": prompt, "chosen": [chosen], "rejected": [rejected]}, where))
     return rows, Counter()
 
 

@@ -1,7 +1,8 @@
 """Canonical row schemas and their validation.
 
 Validation runs when a dataset loads, before any tokenization or model work. Each bad row is reported with
-its index and field; the run stops, or, with `drop_invalid=True`, the row is dropped and counted.
+its file, 1-based line (JSONL) or row (JSON, parquet, in-memory lists) and field; the run stops, or, with
+`drop_invalid=True`, the row is dropped and counted.
 """
 
 from __future__ import annotations
@@ -11,34 +12,72 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from rewardmodels.errors import ROW, InputError, Location
+from rewardmodels.io import location_of
+
 MAX_ERRORS_SHOWN = 20
+DROP_HINT = "Fix the rows, or pass --invalid_rows drop to drop and count them."
+DATASET_FIELD = "<dataset>"  # the field of an error about the whole dataset (it is empty)
 
 
 @dataclass
 class RowError:
+    """One problem in one row. `index` is the row's position in the sequence checked; `location` its file
+    and 1-based line or row, set by `validate_rows`. Without a location (callers that build RowErrors
+    themselves, e.g. eval.rewardbench) the message shows the 0-based `index`, as it always has."""
+
     index: int
     field: str
     kind: str
     detail: str
+    location: Location | None = None
+
+    def where(self) -> str:
+        if self.location is not None and self.location.line is not None:
+            return f"{self.location.unit} {self.location.line}"
+        return f"row {self.index}"
 
     def __str__(self) -> str:
-        return f"row {self.index}, field '{self.field}': {self.kind} ({self.detail})"
+        return f"{self.where()}, field '{self.field}': {self.kind} ({self.detail})"
 
 
-class DataValidationError(ValueError):
-    def __init__(
-        self,
-        errors: list[RowError],
-        source: str = "dataset",
-        hint: str = "Fix the rows, or pass --invalid_rows drop to drop and count them.",
-    ):
+class DataValidationError(InputError):
+    """Every bad row of a dataset. `str()` lists up to MAX_ERRORS_SHOWN of them, one per line; the one-line
+    form (what the command line prints) names the first with its file, line and field, and counts the rest."""
+
+    def __init__(self, errors: list[RowError], source: str = "dataset", hint: str | None = DROP_HINT):
         self.errors = errors
+        self.source = source
+        first = errors[0]
+        location = first.location
+        if location is None:  # a RowError built without one names its 0-based index (see RowError)
+            location = Location(None, first.index if first.index >= 0 else None, ROW)
+        field_name = None if first.field == DATASET_FIELD else first.field
+        super().__init__(
+            location.file or source,
+            location.line,
+            field_name,
+            f"{first.kind} ({first.detail})",
+            unit=location.unit,
+            hint=hint,
+        )
+
+    def describe(self) -> str:
+        rest = len(self.errors) - 1
+        if rest <= 0:
+            return super().describe()
+        counts = ", ".join(f"{k}: {v}" for k, v in Counter(e.kind for e in self.errors).items())
+        return f"{super().describe()}; {rest} more invalid row(s) [{counts}]"
+
+    def __str__(self) -> str:
+        errors = self.errors
+        if len(errors) == 1 and errors[0].field == DATASET_FIELD:
+            return self.one_line()
         shown = "\n  ".join(str(e) for e in errors[:MAX_ERRORS_SHOWN])
         more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
         counts = ", ".join(f"{k}: {v}" for k, v in Counter(e.kind for e in errors).items())
-        super().__init__(
-            f"{source}: {len(errors)} invalid row(s) [{counts}]\n  {shown}{more}\n{hint}"
-        )
+        hint = f"\n{self.hint}" if self.hint else ""
+        return f"{self.source}: {len(errors)} invalid row(s) [{counts}]\n  {shown}{more}{hint}"
 
 
 @dataclass
@@ -133,9 +172,10 @@ def _step_label_error(value) -> str | None:
     return None
 
 
-def stepwise_row_errors(row: dict, index: int) -> list[RowError]:
+def stepwise_row_errors(row: dict, index: int, hard_labels: bool = False) -> list[RowError]:
     """`prompt`, `completions` (non-empty step strings) and `labels` (one per step; null = unlabelled step,
-    kept as context but not trained on). A row needs at least one labelled step, or it teaches nothing."""
+    kept as context but not trained on). A row needs at least one labelled step, or it teaches nothing.
+    With `hard_labels` (PRM --label_mode hard) a label must be a bool or exactly 0 or 1."""
     errors: list[RowError] = []
     if not isinstance(row, dict):
         return [RowError(index, "<row>", "wrong type", f"expected an object, got {type(row).__name__}")]
@@ -176,6 +216,16 @@ def stepwise_row_errors(row: dict, index: int) -> list[RowError]:
             problem = _step_label_error(label)
             if problem:
                 errors.append(RowError(index, f"labels[{i}]", "bad label", problem))
+            elif hard_labels and label is not None and not isinstance(label, bool) and label not in (0, 1):
+                errors.append(
+                    RowError(
+                        index,
+                        f"labels[{i}]",
+                        "soft label",
+                        f"{label!r} is not a hard label; train with --label_mode soft (and --loss_type bce) "
+                        "for fractional labels",
+                    )
+                )
         if labels and all(label is None for label in labels):
             errors.append(RowError(index, "labels", "no labelled steps", "every label is null"))
     return errors
@@ -197,28 +247,84 @@ def outcome_row_errors(row: dict, index: int) -> list[RowError]:
     return errors
 
 
+def scoring_row_errors(prompt_field: str = "prompt", response_field: str = "response"):
+    """A row check for `rewardmodels score` input: a prompt and a response, each text or chat messages."""
+
+    def check(row: dict, index: int) -> list[RowError]:
+        if not isinstance(row, dict):
+            return [RowError(index, "<row>", "wrong type", f"expected an object, got {type(row).__name__}")]
+        errors: list[RowError] = []
+        _check_text_or_messages(row, index, prompt_field, errors, allow_empty=True)
+        _check_text_or_messages(row, index, response_field, errors, allow_empty=True)
+        return errors
+
+    return check
+
+
 def validate_rows(
     rows: Sequence[dict],
     row_errors: Callable[[dict, int], list[RowError]],
     drop_invalid: bool = False,
     source: str = "dataset",
+    hint: str | None = DROP_HINT,
 ) -> tuple[list[dict], ValidationReport]:
-    """Check every row; raise one error listing bad rows, or drop them and count why."""
+    """Check every row; raise one error listing bad rows, or drop them and count why.
+
+    A row read by `rewardmodels.io.read_rows` is named by its file and line; any other by its 1-based
+    position. An empty `rows`, or nothing left after dropping, is an error too: there is nothing to use."""
     kept, errors = [], []
     dropped: Counter = Counter()
     for i, row in enumerate(rows):
         errs = row_errors(row, i)
         if errs:
+            location = location_of(row, Location(None, i + 1, ROW))
+            for e in errs:
+                e.location = e.location or location
             errors.extend(errs)
             dropped[errs[0].kind] += 1
         else:
             kept.append(row)
     if errors and not drop_invalid:
-        raise DataValidationError(errors, source)
+        raise DataValidationError(errors, source, hint)
+    if not rows:
+        raise DataValidationError([RowError(-1, DATASET_FIELD, "empty dataset", "no rows")], source, None)
     if not kept:
-        raise DataValidationError(errors or [RowError(-1, "<dataset>", "empty dataset", "no rows")], source)
+        raise DataValidationError(errors, source, "Every row was invalid and dropped: nothing is left.")
     return kept, ValidationReport(total=len(rows), kept=len(kept), dropped=dropped)
 
 
 def validate_preference_rows(rows: Sequence[dict], drop_invalid: bool = False, source: str = "dataset"):
     return validate_rows(rows, preference_row_errors, drop_invalid, source)
+
+
+def hard_label_stepwise_row_errors(row: dict, index: int) -> list[RowError]:
+    return stepwise_row_errors(row, index, hard_labels=True)
+
+
+def drop_identical_token_pairs(
+    rows: Sequence[dict], features: list[dict], drop_invalid: bool, source: str = "pairs"
+) -> tuple[list[dict], int]:
+    """Pairs whose chosen and rejected token ids are the same after tokenization and truncation carry no
+    preference (the loss is log 2 whatever the model does): refuse them, naming each row's file and line,
+    or drop them. `features[i]` is `rows[i]` tokenized. Returns the kept features and how many were dropped."""
+    kept, errors = [], []
+    for i, (row, feature) in enumerate(zip(rows, features, strict=True)):
+        if feature["chosen_ids"] != feature["rejected_ids"]:
+            kept.append(feature)
+            continue
+        n = len(feature["prefix_ids"]) + len(feature["chosen_ids"])
+        errors.append(
+            RowError(
+                i,
+                "rejected",
+                "identical after tokenization",
+                f"chosen and rejected are the same {n} tokens once truncated",
+                location_of(row, Location(None, i + 1, ROW)),
+            )
+        )
+    hint = "Raise --max_length, fix the rows, or pass --invalid_rows drop to drop and count them."
+    if errors and not drop_invalid:
+        raise DataValidationError(errors, source, hint)
+    if errors and not kept:
+        raise DataValidationError(errors, source, "Every pair was identical and dropped: nothing is left.")
+    return kept, len(errors)

@@ -19,6 +19,7 @@ from collections import Counter
 from rewardmodels.data_builders import preference, stepwise, synthetic
 from rewardmodels.data_builders.schema import (
     ValidationReport,
+    hard_label_stepwise_row_errors,
     outcome_row_errors,
     preference_row_errors,
     stepwise_row_errors,
@@ -47,6 +48,8 @@ ROW_CHECKS = {
     "stepwise": stepwise_row_errors,
     "outcome": outcome_row_errors,
 }
+# The checks with --label_mode hard: a fractional label is refused (or dropped) with the other bad rows.
+HARD_LABEL_ROW_CHECKS = {**ROW_CHECKS, "stepwise": hard_label_stepwise_row_errors}
 
 
 def _parse_options(text: str) -> dict[str, int | float]:
@@ -83,15 +86,18 @@ def load_rows(
     column_map: dict[str, str] | None = None,
     drop_invalid: bool = False,
     max_rows: int | None = None,
+    hard_labels: bool = False,
 ) -> tuple[list[dict], ValidationReport]:
-    """Read, concatenate and validate every spec; errors name the source, row index and field."""
+    """Read, concatenate and validate every spec; errors name the file, its 1-based line or row, and the
+    field. With `hard_labels`, stepwise labels must be bools or exactly 0/1 (PRM --label_mode hard)."""
     specs = [specs] if isinstance(specs, str) else list(specs)
+    checks = HARD_LABEL_ROW_CHECKS if hard_labels else ROW_CHECKS
     all_rows, report = [], ValidationReport(total=0, kept=0)
     for spec in specs:
         rows, skipped = read_source(spec, schema, column_map)
         if max_rows is not None:
             rows = rows[:max_rows]
-        kept, part = validate_rows(rows, ROW_CHECKS[schema], drop_invalid=drop_invalid, source=spec)
+        kept, part = validate_rows(rows, checks[schema], drop_invalid=drop_invalid, source=spec)
         all_rows.extend(kept)
         report.total += part.total + sum(skipped.values())
         report.kept += part.kept

@@ -21,7 +21,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from rewardmodels.io import read_rows
+from rewardmodels.errors import ROW, InputError, Location
+from rewardmodels.io import location_of, read_rows, with_location
 
 NEUTRAL_CHOICES = ("positive", "negative")
 
@@ -166,11 +167,12 @@ def build_prm800k(
     """Official PRM800K .jsonl (label.steps[].completions[].rating), phase 1 or 2."""
     rows, skipped = [], Counter()
     for i, record in enumerate(read_rows(path)):
+        where = location_of(record, Location(path, i + 1, ROW))
         try:
             got, why = prm800k_record_rows(record, neutral, alternatives, id_prefix=f"{Path(path).stem}-{i}")
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise ValueError(f"{path}: row {i}, field 'label.steps': {e}") from None
-        rows.extend(got)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise InputError.at(where, "label.steps", str(e)) from None
+        rows.extend(with_location(row, where) for row in got)
         skipped.update(why)
     return rows, skipped
 
@@ -215,7 +217,7 @@ def build_prm800k_stepwise(
     for i, r in enumerate(records):
         for key in ("instruction", "responses", "next_response"):
             if key not in r:
-                raise ValueError(f"{path}: row {i}, field '{key}': missing field")
+                raise InputError.at(location_of(r, Location(path, i + 1, ROW)), key, "missing field")
     rows, skipped = [], Counter()
     for t, traj in enumerate(_critic_trajectories(records)):
         prompt = traj[0]["instruction"]
@@ -262,7 +264,8 @@ def build_prm800k_stepwise(
                 emit(path[:k] + [r["next_response"]], labels[:k] + [_critic_label(r, neutral)], f"-s{k}a{j}")
         if chosen_last:
             emit(path, labels, "")
-        rows.extend(out)
+        # a solution is named by the first record of its trajectory
+        rows.extend(with_location(row, location_of(traj[0], Location(path))) for row in out)
     return rows, skipped
 
 
@@ -306,20 +309,21 @@ def build_math_shepherd(
     """Math-Shepherd rows: `input` with steps ending in 'ки', `label` with '+'/'-' in their place."""
     rows, skipped = [], Counter()
     for i, raw in enumerate(read_rows(path)):
+        where = location_of(raw, Location(path, i + 1, ROW))
         for key in ("input", "label"):
             if not isinstance(raw.get(key), str):
-                raise ValueError(f"{path}: row {i}, field '{key}': expected a string")
+                raise InputError.at(where, key, "expected a string")
         try:
             prompt, steps, labels = parse_math_shepherd(raw["input"], raw["label"], tag, strip_step_numbers)
         except ValueError as e:
-            raise ValueError(f"{path}: row {i}, field 'label': {e}") from None
+            raise InputError.at(where, "label", str(e)) from None
         if any(not s for s in steps):
             skipped["empty step"] += 1
             continue
         row = {"prompt": prompt, "completions": steps, "labels": labels, "id": str(raw.get("id", i))}
         if "task" in raw:
             row["task"] = raw["task"]
-        rows.append(row)
+        rows.append(with_location(row, where))
     return rows, skipped
 
 
@@ -347,20 +351,24 @@ def build_processbench(path: str, after_error: str = "drop") -> tuple[list[dict]
     """ProcessBench rows (id, problem, steps, label = earliest wrong step or -1) as stepwise training rows."""
     rows = []
     for i, raw in enumerate(read_rows(path)):
+        where = location_of(raw, Location(path, i + 1, ROW))
         for key, kind in (("problem", str), ("steps", list), ("label", int)):
             if not isinstance(raw.get(key), kind) or isinstance(raw.get(key), bool):
-                raise ValueError(f"{path}: row {i}, field '{key}': expected {kind.__name__}")
+                raise InputError.at(where, key, f"expected {kind.__name__}")
         try:
             labels = processbench_step_labels(raw["label"], len(raw["steps"]), after_error)
         except ValueError as e:
-            raise ValueError(f"{path}: row {i}, field 'label': {e}") from None
+            raise InputError.at(where, "label", str(e)) from None
         rows.append(
-            {
+            with_location(
+                {
                 "prompt": raw["problem"],
                 "completions": list(raw["steps"][: len(labels)]),
                 "labels": labels,
                 "id": str(raw.get("id", i)),
                 "first_error": raw["label"],
-            }
+                },
+                where,
+            )
         )
     return rows, Counter()

@@ -29,6 +29,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rewardmodels.data_builders.schema import DataValidationError, RowError
+from rewardmodels.errors import InputError
 from rewardmodels.eval.journal import Journal
 from rewardmodels.eval.processbench_metrics import (
     candidate_thresholds,
@@ -125,7 +126,7 @@ def load_examples(
                 }
             )
     if not examples:
-        raise ValueError("no ProcessBench rows: pass --dataset FILE and/or --hub [SUBSET ...]")
+        raise InputError(None, None, None, "no ProcessBench rows: pass --dataset FILE and/or --hub [SUBSET ...]")
     return examples
 
 

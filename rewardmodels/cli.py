@@ -1,4 +1,9 @@
-"""The `rewardmodels` command. Each subcommand lives in its own module, imported only when it runs."""
+"""The `rewardmodels` command. Each subcommand lives in its own module, imported only when it runs.
+
+Bad input (`rewardmodels.errors.InputError`, raised by every loader) is printed as one line naming the file,
+line and field, with exit code 2; any other exception is a bug and keeps its traceback. `--debug`, given
+before the command, keeps the traceback for bad input too.
+"""
 
 from __future__ import annotations
 
@@ -40,20 +45,31 @@ COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
 }
 
 
+INPUT_ERROR_EXIT = 2  # as argparse exits on a bad flag
+
+
 def usage() -> str:
-    lines = ["usage: rewardmodels <command> [<method>] [options]", "", "commands:"]
+    lines = ["usage: rewardmodels [--debug] <command> [<method>] [options]", "", "commands:"]
     for command, methods in COMMANDS.items():
         if None in methods:
             lines.append(f"  {command:<28} {methods[None][1]}")
         for method, (_, help_text) in methods.items():
             if method is not None:
                 lines.append(f"  {command + ' ' + method:<28} {help_text}")
-    lines += ["", "Run `rewardmodels <command> [<method>] --help` for the options of each."]
+    lines += [
+        "",
+        "Run `rewardmodels <command> [<method>] --help` for the options of each. Bad input is reported in one",
+        f"line (exit code {INPUT_ERROR_EXIT}); --debug before the command shows its traceback as well.",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Only before the command: after it, `--debug` belongs to the command (TrainingArguments has one).
+    debug = bool(argv) and argv[0] == "--debug"
+    if debug:
+        argv = argv[1:]
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0
@@ -67,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if methods is None:
         print(f"rewardmodels: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    label = command
     if None in methods:
         module, _ = methods[None]
     else:
@@ -75,8 +92,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rewardmodels {command}: choose a method: {known or '(none available)'}", file=sys.stderr)
             return 2 if rest and rest[0] not in ("-h", "--help") else 0
         module, _ = methods[rest[0]]
-        rest = rest[1:]
-    return int(importlib.import_module(module).main(rest) or 0)
+        label, rest = f"{command} {rest[0]}", rest[1:]
+    from rewardmodels.errors import InputError
+
+    try:
+        return int(importlib.import_module(module).main(rest) or 0)
+    except InputError as e:
+        if debug:
+            raise
+        print(f"rewardmodels {label}: error: {e.one_line()}", file=sys.stderr)
+        return INPUT_ERROR_EXIT
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
-from rewardmodels.io import write_json
+from rewardmodels.io import publish_tree, read_json_object, write_json
 from rewardmodels.scorers.base import MANIFEST_NAME
 from rewardmodels.trainer_base import TRAINING_MANIFEST
 
@@ -27,7 +27,7 @@ FORMAT_VERSION = 1
 def find_training_manifest(checkpoint: Path) -> dict:
     for candidate in (checkpoint / TRAINING_MANIFEST, checkpoint.parent / TRAINING_MANIFEST):
         if candidate.is_file():
-            return json.loads(candidate.read_text())
+            return read_json_object(candidate)
     raise FileNotFoundError(
         f"{checkpoint} has no {TRAINING_MANIFEST}; is it a `rewardmodels train` output or checkpoint?"
     )
@@ -123,6 +123,7 @@ def export_scorer(
         scorer_manifest = {**manifest, "format_version": FORMAT_VERSION, "exported_from": str(checkpoint)}
         write_json(tmp / MANIFEST_NAME, scorer_manifest)
         (tmp / "README.md").write_text(model_card(scorer_manifest))
+        publish_tree(tmp)  # private while written; readable by a server or evaluator once in place
         if output_dir.exists():
             shutil.rmtree(output_dir)
         os.replace(tmp, output_dir)

@@ -7,6 +7,7 @@ import json
 from tqdm.auto import tqdm
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter
+from rewardmodels.data_builders.schema import scoring_row_errors, validate_rows
 from rewardmodels.io import read_rows, write_jsonl
 
 
@@ -24,11 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--normalize", action="store_true", help="Standardise scores with the manifest's reward mean and std.")
     args = parser.parse_args(argv)
 
-    rows = read_rows(args.input)
-    for i, row in enumerate(rows):
-        for name in (args.prompt_field, args.response_field):
-            if name not in row:
-                raise SystemExit(f"{args.input}: row {i} has no field '{name}' (see --prompt-field/--response-field)")
+    # Every row's fields are checked (and an empty file refused) before the scorer loads.
+    checks = scoring_row_errors(args.prompt_field, args.response_field)
+    rows, _ = validate_rows(read_rows(args.input), checks, source=args.input, hint="See --prompt-field/--response-field.")
     from rewardmodels.scorers import load_scorer
     from rewardmodels.scorers.capabilities import NormalizesScores, ReportsTruncation
 

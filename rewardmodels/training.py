@@ -21,18 +21,23 @@ from rewardmodels.modeling import (
 logger = logging.getLogger("rewardmodels")
 
 
-def load_train_eval_rows(data_args: DataArguments, schema: str, seed: int) -> tuple[list[dict], list[dict]]:
-    """Validated training and held-out rows. Runs before the model loads, so bad data fails fast."""
+def load_train_eval_rows(
+    data_args: DataArguments, schema: str, seed: int, hard_labels: bool = False
+) -> tuple[list[dict], list[dict]]:
+    """Validated training and held-out rows. Runs before the model loads, so bad data fails fast.
+    `hard_labels`: stepwise labels must be bools or exactly 0/1 (checked with the other row checks)."""
     from rewardmodels.data_builders.sources import load_rows
 
     drop = data_args.invalid_rows == "drop"
     if data_args.invalid_rows not in ("error", "drop"):
         raise ValueError(f"--invalid_rows must be 'error' or 'drop', got {data_args.invalid_rows!r}")
     column_map = data_args.column_map_dict()
-    train, report = load_rows(data_args.train_data, schema, column_map, drop, data_args.max_train_rows)
+    train, report = load_rows(
+        data_args.train_data, schema, column_map, drop, data_args.max_train_rows, hard_labels=hard_labels
+    )
     logger.info("training data: %s", report)
     if data_args.eval_data:
-        held_out, eval_report = load_rows(data_args.eval_data, schema, column_map, drop)
+        held_out, eval_report = load_rows(data_args.eval_data, schema, column_map, drop, hard_labels=hard_labels)
         logger.info("eval data: %s", eval_report)
     elif data_args.eval_fraction > 0:
         order = list(range(len(train)))

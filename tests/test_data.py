@@ -2,10 +2,10 @@ import gzip
 import json
 
 import pytest
+
 from rewardmodels.data_builders import preference, synthetic
 from rewardmodels.data_builders.schema import DataValidationError, validate_preference_rows
 from rewardmodels.data_builders.sources import load_rows
-
 from rewardmodels.io import read_rows, write_jsonl
 
 GOOD = {"prompt": "p", "chosen": "a", "rejected": "b"}
@@ -28,7 +28,7 @@ def test_each_error_class_names_row_and_field(row, field, kind):
         validate_preference_rows([GOOD, GOOD, row], source="mydata.jsonl")
     err = info.value.errors[0]
     assert (err.index, err.field, err.kind) == (2, field, kind)
-    assert f"row 2, field '{field}': {kind}" in str(info.value)
+    assert f"row 3, field '{field}': {kind}" in str(info.value)  # rows count from 1, as in the file
     assert "mydata.jsonl" in str(info.value)
 
 
@@ -93,7 +93,7 @@ def test_sharegpt_rows(tmp_path):
     assert rows[0]["chosen"] == [{"role": "assistant", "content": "good"}]
     bad = [{"conversations": [{"from": "robot", "value": "q"}], "chosen": {"from": "gpt", "value": "a"}, "rejected": {"from": "gpt", "value": "b"}}]
     path.write_text(json.dumps(bad))
-    with pytest.raises(ValueError, match="row 0, field 'conversations'"):
+    with pytest.raises(ValueError, match="row 1, field 'conversations'"):
         preference.build_sharegpt(str(path))
 
 
@@ -119,7 +119,7 @@ def test_generic_files_with_column_map(tmp_path, suffix):
 def test_generic_missing_column_without_map_is_an_error(tmp_path):
     path = tmp_path / "rows.jsonl"
     write_jsonl(path, [{"question": "q", "chosen": "a", "rejected": "b"}])
-    with pytest.raises(DataValidationError, match="row 0, field 'prompt': missing field"):
+    with pytest.raises(DataValidationError, match="line 1, field 'prompt': missing field"):
         load_rows(str(path), "preference")
 
 

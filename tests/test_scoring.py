@@ -8,6 +8,7 @@ import urllib.request
 import pytest
 
 import rewardmodels
+from rewardmodels.errors import InputError
 from rewardmodels.io import read_rows, write_jsonl
 from rewardmodels.score import main as score_main
 from rewardmodels.serve import make_server
@@ -37,7 +38,7 @@ def test_score_cli_writes_rows_with_scores(tiny_scorer, tmp_path):
 def test_score_cli_names_a_missing_field(tiny_scorer, tmp_path):
     src = tmp_path / "rows.jsonl"
     write_jsonl(src, [{"prompt": "p", "response": "r"}, {"prompt": "p", "answer": "r"}])
-    with pytest.raises(SystemExit, match="row 1 has no field 'response'"):
+    with pytest.raises(InputError, match="line 2, field 'response': missing field"):
         score_main([str(tiny_scorer), "--input", str(src), "--output", str(tmp_path / "o.jsonl")])
 
 

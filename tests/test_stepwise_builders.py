@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from rewardmodels.data_builders import stepwise
 from rewardmodels.data_builders.schema import DataValidationError
 from rewardmodels.data_builders.sources import load_rows
@@ -178,7 +179,7 @@ def test_math_shepherd_file_errors_name_the_row(tmp_path):
     bad = {"input": "Q? Step 1: a ки", "label": "Q? Step 1: a ?"}
     path = tmp_path / "shepherd.jsonl"
     path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
-    with pytest.raises(ValueError, match=r"row 1, field 'label'"):
+    with pytest.raises(ValueError, match=r"line 2, field 'label'"):
         stepwise.build_math_shepherd(str(path))
     path.write_text(json.dumps(good) + "\n")
     rows, _ = load_rows(f"math_shepherd:{path}", "stepwise")
@@ -232,10 +233,10 @@ def test_stepwise_validation_names_row_and_field(tmp_path):
     with pytest.raises(DataValidationError) as e:
         load_rows(str(path), "stepwise")
     text = str(e.value)
-    assert "row 1, field 'labels': length mismatch" in text
-    assert "row 2, field 'completions[1]': empty step" in text
-    assert "row 2, field 'labels[1]': bad label" in text
-    assert "row 3, field 'labels': no labelled steps" in text
+    assert "line 2, field 'labels': length mismatch" in text
+    assert "line 3, field 'completions[1]': empty step" in text
+    assert "line 3, field 'labels[1]': bad label" in text
+    assert "line 4, field 'labels': no labelled steps" in text
     kept, report = load_rows(str(path), "stepwise", drop_invalid=True)
     assert kept == rows[:1] and report.kept == 1 and report.total == 4
 
@@ -248,7 +249,7 @@ def test_outcome_validation(tmp_path):
         + json.dumps({"prompt": "p", "completion": "c", "label": 2})
         + "\n"
     )
-    with pytest.raises(DataValidationError, match=r"row 1, field 'label'"):
+    with pytest.raises(DataValidationError, match=r"line 2, field 'label'"):
         load_rows(str(path), "outcome")
 
 

@@ -8,13 +8,14 @@ from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.trainer import BTTrainer
 from rewardmodels.cli_common import setup_logging
 from rewardmodels.config import DataArguments, ModelArguments, parse_layered
-from rewardmodels.modeling import attn_implementation_of
+from rewardmodels.data_builders.schema import drop_identical_token_pairs
+from rewardmodels.modeling import attn_implementation_of, load_tokenizer
 from rewardmodels.packing import make_pair_collator
 from rewardmodels.tokenization import resolve_chat_template, tokenize_pairs
 from rewardmodels.training import (
     base_manifest,
     final_eval,
-    load_model_and_tokenizer,
+    load_model,
     load_train_eval_rows,
     train_and_save,
 )
@@ -24,16 +25,25 @@ logger = logging.getLogger("rewardmodels")
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BTConfig) -> BTTrainer:
     train_rows, eval_rows = load_train_eval_rows(data_args, "preference", args.seed)
-    model, tokenizer = load_model_and_tokenizer(model_args, num_labels=1, seed=args.seed)
+    # Tokenized before the model loads: pairs that truncation makes identical are refused (or dropped) first.
+    tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
+    drop = data_args.invalid_rows == "drop"
     use_template = resolve_chat_template(data_args.use_chat_template, train_rows, tokenizer)
     train_set, cut = tokenize_pairs(tokenizer, train_rows, use_template, data_args.max_length)
-    logger.info("%d training pairs, %d truncated to max_length=%d", len(train_set), cut, data_args.max_length)
+    train_set, same = drop_identical_token_pairs(train_rows, train_set, drop, "training pairs")
+    logger.info(
+        "%d training pairs, %d truncated to max_length=%d, %d dropped as identical once tokenized",
+        len(train_set), cut, data_args.max_length, same,
+    )  # fmt: skip
     eval_set = None
     if eval_rows:
         eval_set, eval_cut = tokenize_pairs(tokenizer, eval_rows, use_template, data_args.max_length)
-        logger.info("%d held-out pairs, %d truncated", len(eval_set), eval_cut)
+        eval_set, eval_same = drop_identical_token_pairs(eval_rows, eval_set, drop, "held-out pairs")
+        logger.info("%d held-out pairs, %d truncated, %d dropped as identical", len(eval_set), eval_cut, eval_same)
+    model = load_model(model_args, tokenizer, num_labels=1, seed=args.seed)
     manifest = base_manifest("bt", model_args, data_args, use_template)
     manifest["truncated_train_pairs"] = cut
+    manifest["identical_train_pairs_dropped"] = same
     return BTTrainer(
         model=model,
         args=args,

@@ -75,10 +75,8 @@ def step_collator(args: PRMConfig, data_args: DataArguments, model, tokenizer, m
 
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PRMConfig) -> PRMTrainer:
-    train_rows, eval_rows = load_train_eval_rows(data_args, "stepwise", args.seed)
-    if args.label_mode == "hard":
-        check_hard_labels(train_rows, "training")
-        check_hard_labels(eval_rows, "held-out")
+    hard = args.label_mode == "hard"  # fractional labels are refused (or dropped) with the other bad rows
+    train_rows, eval_rows = load_train_eval_rows(data_args, "stepwise", args.seed, hard_labels=hard)
     model, tokenizer, sep_ids, added = load_prm_model_and_tokenizer(model_args, args)
     use_template = resolve_chat_template(data_args.use_chat_template, train_rows, tokenizer)
     train_set, report = tokenize_stepwise_rows(

@@ -12,9 +12,9 @@ Every kind implements `from_directory(path, manifest, *, device=None, dtype=None
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
+from rewardmodels.io import read_json_object
 from rewardmodels.scorers.base import MANIFEST_NAME, Scorer
 from rewardmodels.scorers.capabilities import ScoresTexts
 
@@ -43,7 +43,7 @@ def read_manifest(path: str | Path) -> dict:
             f"{path} is not a scorer directory (no {MANIFEST_NAME}). Create one with `rewardmodels export`, "
             "or evaluate a plain HF reward model with --model."
         )
-    return json.loads(manifest_path.read_text())
+    return read_json_object(manifest_path)  # InputError naming the file and line if it is corrupt
 
 
 def load_scorer(

@@ -25,6 +25,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.errors import InputError
 from rewardmodels.io import read_rows, write_json, write_jsonl
 
 logger = logging.getLogger("rewardmodels")
@@ -58,6 +59,8 @@ def load_candidates(path: str) -> list[dict]:
                 "candidates": texts,
             }
         )
+    if not rows:
+        raise InputError(path, None, None, "no candidate rows: the file is empty")
     return rows
 
 

@@ -196,6 +196,7 @@ def to_floats(values, expected: int) -> list[float]:
 
 
 __all__ = [
+    "ENCODE_STEP",
     "EncodedGroups",
     "default_batch_size",
     "encode_groups",

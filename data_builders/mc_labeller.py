@@ -9,9 +9,10 @@ The last step needs no rollouts: its label is whether the solution's own final a
 
 Sampling goes through `rewardmodels.sampling`: a local model, or an OpenAI-compatible server (--endpoint).
 Every sampled continuation is stored in its on-disk SQLite cache, keyed by generator, rendered prompt,
-sampling settings and sample index, and each prefix's samples are committed as soon as they are generated, so
-an interrupted run resumes without sampling anything twice, and a rerun with the same settings samples
-nothing at all. The same cache and sampler produce best-of-N candidates (`rewardmodels eval best-of-n sample`).
+sampling settings and sample index, and each prefix's samples are committed as soon as they are generated,
+so an interrupted run resumes without sampling anything twice, and a rerun with the same settings samples
+nothing at all. The same cache and sampler produce best-of-N candidates (`rewardmodels eval best-of-n
+sample`).
 
     rewardmodels build mc-labels --generator smollm2-135m \\
         --problems ../shared/data/math500.jsonl --limit 3 --rollouts 4 --output mc_rows.jsonl
@@ -155,9 +156,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(
-        prog="python -m rewardmodels.data_builders.mc_labeller", description=__doc__, formatter_class=HelpFormatter
-    )
+    prog = "python -m rewardmodels.data_builders.mc_labeller"
+    parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=HelpFormatter)
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -112,4 +112,3 @@ def split_solution(text: str, split: str = STEP_JOIN, max_steps: int | None = No
     if max_steps and len(steps) > max_steps:
         steps = steps[: max_steps - 1] + [split.join(steps[max_steps - 1 :])]
     return steps
-

@@ -80,5 +80,7 @@ def completions_reply(*texts: str, order: list[int] | None = None) -> dict:
     order = order or list(range(len(texts)))
     return {
         "object": "text_completion",
-        "choices": [{"index": i, "text": texts[i], "finish_reason": "length", "logprobs": None} for i in order],
+        "choices": [
+            {"index": i, "text": texts[i], "finish_reason": "length", "logprobs": None} for i in order
+        ],
     }

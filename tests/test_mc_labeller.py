@@ -118,15 +118,18 @@ def test_build_mc_labels_samples_on_an_endpoint_and_a_rerun_samples_nothing(tmp_
     from tests.openai_stub import StubServer, chat_reply
 
     problems = tmp_path / "problems.jsonl"
-    problems.write_text(json.dumps({"problem": PROBLEM, "answer": "20", "completions": STEPS, "id": "p0"}) + "\n")
+    row = {"problem": PROBLEM, "answer": "20", "completions": STEPS, "id": "p0"}
+    problems.write_text(json.dumps(row) + "\n")
+    cache = tmp_path / "c.sqlite"
     with StubServer([(200, chat_reply("\\boxed{20}", "\\boxed{3}"))]) as server:
-        args = ["mc-labels", "--problems", str(problems), "--rollouts", "2", "--cache", str(tmp_path / "c.sqlite"),
-                "--endpoint", server.url, "--endpoint-model", "m"]  # fmt: skip
+        endpoint = ["--endpoint", server.url, "--endpoint-model", "m"]
+        args = ["mc-labels", "--problems", str(problems), "--rollouts", "2", "--cache", str(cache), *endpoint]
         assert build([*args, "--output", str(tmp_path / "a.jsonl")]) == 0
         assert len(server.requests) == 2  # one request per step prefix, n = 2 rollouts each
         assert "samples: 4 generated" in capsys.readouterr().out
         assert build([*args, "--output", str(tmp_path / "b.jsonl")]) == 0
-        assert len(server.requests) == 2 and "samples: 0 generated, 4 from the cache" in capsys.readouterr().out
+        assert len(server.requests) == 2  # the rerun asked the server nothing
+        assert "samples: 0 generated, 4 from the cache" in capsys.readouterr().out
     first = server.requests[0][2]
     assert first["n"] == 2 and first["messages"][1] == {"role": "assistant", "content": STEPS[0] + "\n\n"}
     (row,) = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]

@@ -88,7 +88,9 @@ def test_stop_strings_end_and_are_cut_from_a_sample(tiny_generator):
 
 def test_math_prompts_render_through_the_chat_template_and_continue_the_prefix(tiny_generator):
     params = SamplingParams(instruction="Box it.")
-    assert math_prompt("What is 2+3?", [], "Box it.") == [{"role": "user", "content": "What is 2+3?\nBox it."}]
+    assert math_prompt("What is 2+3?", [], "Box it.") == [
+        {"role": "user", "content": "What is 2+3?\nBox it."}
+    ]
     text = tiny_generator.build_prompt("What is 2+3?", ["2 + 3 = 5.", "So 5."], params)
     assert text == (
         "<|im_start|>user\nWhat is 2+3?\nBox it.<|im_end|>\n<|im_start|>assistant\n2 + 3 = 5.\n\nSo 5.\n\n"
@@ -114,17 +116,25 @@ def test_completions_request_and_answer(monkeypatch):
         gen = endpoint(server.url, api_key=api_key_from_env("RM_TEST_API_KEY"))
         params = SamplingParams(max_new_tokens=5, temperature=0.5, top_p=0.9, stop=("\n\n",))
         assert gen.generate(["Problem: 1+1\nSolution:\n"] * 2, params, [5, 9]) == ["A", "B"]
-    (path, headers, body), = server.requests  # fmt: skip
+    [(path, headers, body)] = server.requests
     assert path == "/v1/completions" and headers["Authorization"] == "Bearer sekret"
-    assert body == {"model": "served-model", "prompt": "Problem: 1+1\nSolution:\n", "n": 2, "max_tokens": 5,
-                    "temperature": 0.5, "top_p": 0.9, "seed": 5, "stop": ["\n\n"]}  # fmt: skip
+    assert body == {
+        "model": "served-model",
+        "prompt": "Problem: 1+1\nSolution:\n",
+        "n": 2,
+        "max_tokens": 5,
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "seed": 5,
+        "stop": ["\n\n"],
+    }
     assert gen.fingerprint == f"{server.url}/v1#served-model"
     assert "sekret" not in repr(gen) and "sekret" not in gen.fingerprint
 
 
 def test_chat_request_continues_the_prefix_and_keeps_logprobs():
-    yes_no = {"content": [{"token": "Yes", "logprob": -0.1,
-                           "top_logprobs": [{"token": "Yes", "logprob": -0.1}, {"token": "No", "logprob": -2.4}]}]}  # fmt: skip
+    alternatives = [{"token": "Yes", "logprob": -0.1}, {"token": "No", "logprob": -2.4}]
+    yes_no = {"content": [{"token": "Yes", "logprob": -0.1, "top_logprobs": alternatives}]}
     with StubServer([(200, chat_reply("5 * 4 = 20.", logprobs=[yes_no]))]) as server:
         gen = endpoint(server.url + "/v1/")
         prompt = gen.build_prompt("What is (2+3)*4?", ["2 + 3 = 5."], SamplingParams())
@@ -158,8 +168,11 @@ def test_greedy_rows_of_one_prompt_are_one_single_sample_request():
 
 
 def test_503_and_429_are_retried_until_an_answer():
-    replies = [(503, {"error": {"message": "loading"}}), (429, {"error": "slow down"}, 0, {"Retry-After": "0"}),
-               (200, completions_reply("ok"))]  # fmt: skip
+    replies = [
+        (503, {"error": {"message": "loading"}}),
+        (429, {"error": "slow down"}, 0, {"Retry-After": "0"}),
+        (200, completions_reply("ok")),
+    ]
     with StubServer(replies) as server:
         assert endpoint(server.url, max_retries=3).generate(["p"], SAMPLED, [0]) == ["ok"]
     assert len(server.requests) == 3
@@ -202,8 +215,10 @@ def test_endpoint_flags_build_an_endpoint_sampler(tmp_path, monkeypatch):
     add_sampling_arguments(parser, "tokens")
     base = ["--endpoint", "http://127.0.0.1:9", "--cache", str(tmp_path / "c.sqlite")]
     monkeypatch.setenv("RM_TEST_API_KEY", "k")
-    sampler = open_sampler(parser.parse_args([*base, "--endpoint-model", "m", "--api-key-env", "RM_TEST_API_KEY",
-                                              "--max-retries", "0", "--request-timeout", "2"]))  # fmt: skip
+    key_flags = ["--endpoint-model", "m", "--api-key-env", "RM_TEST_API_KEY"]
+    sampler = open_sampler(
+        parser.parse_args([*base, *key_flags, "--max-retries", "0", "--request-timeout", "2"])
+    )
     sampler.cache.close()
     gen = sampler.generator
     assert isinstance(gen, EndpointGenerator) and gen.fingerprint == "http://127.0.0.1:9/v1#m"
@@ -211,7 +226,9 @@ def test_endpoint_flags_build_an_endpoint_sampler(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="--endpoint needs --endpoint-model"):
         open_sampler(parser.parse_args(base))
     monkeypatch.delenv("RM_TEST_API_KEY")
-    with pytest.raises(ValueError, match="--api-key-env RM_TEST_API_KEY: that environment variable is not set"):
+    with pytest.raises(
+        ValueError, match="--api-key-env RM_TEST_API_KEY: that environment variable is not set"
+    ):
         open_sampler(parser.parse_args([*base, "--endpoint-model", "m", "--api-key-env", "RM_TEST_API_KEY"]))
 
 
@@ -277,14 +294,15 @@ def test_a_sample_seed_depends_on_its_key_not_on_what_else_is_missing(tmp_path):
 
 
 def test_other_settings_are_other_samples_but_the_instruction_lives_in_the_prompt():
-    assert sample_key("g", "p", SamplingParams(), 0) != sample_key("g", "p", SamplingParams(top_p=0.5), 0)
-    assert sample_key("g", "p", SamplingParams(), 0) != sample_key("g", "p", SamplingParams(stop=("x",)), 0)
-    assert sample_key("g", "p", SamplingParams(), 0) != sample_key("g", "p", SamplingParams(), 1)
-    assert sample_key("g", "p", SamplingParams(), 0) != sample_key("h", "p", SamplingParams(), 0)
-    assert sample_key("g", "p", SamplingParams(), 0) == sample_key("g", "p", SamplingParams(instruction="x"), 0)
+    base = sample_key("g", "p", SamplingParams(), 0)
+    assert base != sample_key("g", "p", SamplingParams(top_p=0.5), 0)
+    assert base != sample_key("g", "p", SamplingParams(stop=("x",)), 0)
+    assert base != sample_key("g", "p", SamplingParams(), 1)
+    assert base != sample_key("h", "p", SamplingParams(), 0)
+    assert base == sample_key("g", "p", SamplingParams(instruction="x"), 0)
     # text and a chat are different prompts even when they would print alike
-    assert sample_key("g", "[]", SamplingParams(), 0) != sample_key("g", [{"role": "user", "content": "[]"}],
-                                                                 SamplingParams(), 0)  # fmt: skip
+    chat = [{"role": "user", "content": "[]"}]
+    assert sample_key("g", "[]", SamplingParams(), 0) != sample_key("g", chat, SamplingParams(), 0)
     with pytest.raises(ValueError, match="prompt message 1"):
         sample_key("g", [{"role": "user", "content": "a"}, {"role": "assistant"}], SamplingParams(), 0)
 
@@ -293,7 +311,9 @@ def test_old_or_foreign_cache_files_are_refused(tmp_path):
     old = tmp_path / "old.sqlite"
     with sqlite3.connect(old) as db:  # how schema 1 (keys without the rendered prompt) looked
         db.execute("CREATE TABLE samples (key TEXT PRIMARY KEY, text TEXT NOT NULL)")
-    with pytest.raises(ValueError, match=r"old.sqlite: a sample cache of schema version 1, .* version 2 only"):
+    with pytest.raises(
+        ValueError, match=r"old.sqlite: a sample cache of schema version 1, .* version 2 only"
+    ):
         SampleCache(old)
     new = tmp_path / "new.sqlite"
     cache = SampleCache(new)

@@ -27,10 +27,16 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, max_new_tokens_help:
         default=None,
         help=f"SQLite sample cache (default: <cache root>/samples-v{CACHE_SCHEMA_VERSION}.sqlite).",
     )
-    parser.add_argument("--device", default=None, help="Local generator device (default: cuda when available).")
-    parser.add_argument("--dtype", default=None, help="Local generator dtype (default: bfloat16 on cuda, else float32).")
     parser.add_argument(
-        "--attn-implementation", default=None, help="Local generator attention (default: the project's choice)."
+        "--device", default=None, help="Local generator device (default: cuda when available)."
+    )
+    parser.add_argument(
+        "--dtype", default=None, help="Local generator dtype (default: bfloat16 on cuda, else float32)."
+    )
+    parser.add_argument(
+        "--attn-implementation",
+        default=None,
+        help="Local generator attention (default: the project's choice).",
     )
     parser.add_argument(
         "--threads",
@@ -48,14 +54,18 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, max_new_tokens_help:
         metavar="URL",
         help="Base URL of the API, e.g. http://127.0.0.1:8000/v1 (/v1 is added to a URL without a path).",
     )
-    remote.add_argument("--endpoint-model", default=None, metavar="NAME", help="Model name the server serves.")
+    remote.add_argument(
+        "--endpoint-model", default=None, metavar="NAME", help="Model name the server serves."
+    )
     remote.add_argument(
         "--api-key-env",
         default=None,
         metavar="VAR",
         help="Environment variable holding the API key, sent as a bearer token (never logged).",
     )
-    remote.add_argument("--request-timeout", type=float, default=300.0, help="Seconds to wait for one answer.")
+    remote.add_argument(
+        "--request-timeout", type=float, default=300.0, help="Seconds to wait for one answer."
+    )
     remote.add_argument(
         "--max-retries",
         type=int,
@@ -90,7 +100,8 @@ def open_generator(args: argparse.Namespace):
 
 
 def open_sampler(args: argparse.Namespace) -> Sampler:
-    """The generator and its on-disk cache from `add_sampling_arguments` flags; close `sampler.cache` after."""
+    """The generator and its on-disk cache that `add_sampling_arguments` flags name; the caller closes
+    `sampler.cache`."""
     from rewardmodels.modeling import cache_root
 
     params = SamplingParams(

@@ -72,12 +72,15 @@ class Generator(Protocol):
 
     def build_prompt(self, problem: str, prefix: Sequence[str], params: SamplingParams) -> Prompt: ...
 
-    def generate(self, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int]) -> list[str]: ...
+    def generate(
+        self, prompts: Sequence[Prompt], params: SamplingParams, seeds: Sequence[int]
+    ) -> list[str]: ...
 
 
 def math_prompt(problem: str, prefix: Sequence[str], instruction: str = DEFAULT_INSTRUCTION) -> list[Message]:
     """The user's question (problem, then the instruction on its own line) and, for a non-empty prefix, the
-    assistant's partial solution to continue: each step followed by STEP_JOIN, so the next token starts a step."""
+    assistant's partial solution to continue: each step followed by STEP_JOIN, so the next token starts a
+    step."""
     question = f"{problem}\n{instruction}" if instruction else problem
     messages = [{"role": "user", "content": question}]
     if prefix:
@@ -107,7 +110,12 @@ def prompt_identity(prompt: Prompt) -> dict:
 def sample_key(fingerprint: str, prompt: Prompt, params: SamplingParams, index: int) -> str:
     """The cache key of sample `index` of `prompt` (formula in the module docstring)."""
     blob = json.dumps(
-        {"generator": fingerprint, "prompt": prompt_identity(prompt), "settings": params.settings(), "i": index},
+        {
+            "generator": fingerprint,
+            "prompt": prompt_identity(prompt),
+            "settings": params.settings(),
+            "i": index,
+        },
         sort_keys=True,
         ensure_ascii=False,
     )
@@ -166,7 +174,8 @@ class SampleCache:
 
 class Sampler:
     """Samples 0..n-1 of prompts, read from the cache or generated: every missing sample of one call goes to
-    the generator in one `generate` call and is committed as one batch, so an interrupted run resumes there."""
+    the generator in one `generate` call and is committed as one batch, so an interrupted run resumes
+    there."""
 
     def __init__(self, generator: Generator, cache: SampleCache, params: SamplingParams):
         self.generator, self.cache, self.params = generator, cache, params
@@ -193,7 +202,9 @@ class Sampler:
             seeds = [sample_seed(keys[r][i], self.params.seed) for r, i in missing]
             texts = self.generator.generate(prompts, self.params, seeds)
             if len(texts) != len(missing):
-                raise RuntimeError(f"the generator returned {len(texts)} samples, {len(missing)} were asked for")
+                raise RuntimeError(
+                    f"the generator returned {len(texts)} samples, {len(missing)} were asked for"
+                )
             self.cache.put_many([(keys[r][i], t) for (r, i), t in zip(missing, texts, strict=True)])
             for (r, i), t in zip(missing, texts, strict=True):
                 found[r][i] = t

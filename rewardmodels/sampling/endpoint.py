@@ -56,7 +56,10 @@ def top_logprobs(completion: Completion) -> list[dict[str, float]]:
     (`logprobs.top_logprobs`, a dict per token) or chat (`logprobs.content[t].top_logprobs`, a list)."""
     lp = completion.logprobs or {}
     if "content" in lp:
-        return [{alt["token"]: alt["logprob"] for alt in tok.get("top_logprobs") or []} for tok in lp["content"] or []]
+        return [
+            {alt["token"]: alt["logprob"] for alt in tok.get("top_logprobs") or []}
+            for tok in lp["content"] or []
+        ]
     return [dict(alts or {}) for alts in lp.get("top_logprobs") or []]
 
 
@@ -72,7 +75,7 @@ def api_key_from_env(variable: str | None) -> str | None:
 
 
 def normalise_base_url(url: str) -> str:
-    """`http://host:8000` -> `http://host:8000/v1`; a URL with a path is kept as given, without a trailing /."""
+    """`http://host:8000` -> `http://host:8000/v1`; a URL with a path is kept as given, less a trailing /."""
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"--endpoint must be an http(s) URL such as http://127.0.0.1:8000/v1, got {url!r}")

@@ -25,7 +25,8 @@ def generator_fingerprint(name: str, path: str) -> str:
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """`text` up to (without) the earliest occurrence of any stop string, as OpenAI-compatible servers return it."""
+    """`text` up to (without) the earliest occurrence of any stop string, as OpenAI-compatible servers
+    return it."""
     cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
     return text[: min(cuts)] if cuts else text
 
@@ -95,7 +96,11 @@ class HFGenerator:
 
         path = resolve_model_path(name_or_path)
         model = load_backbone(
-            path, "causal_lm", dtype=dtype, device=pick_device(device), attn_implementation=attn_implementation
+            path,
+            "causal_lm",
+            dtype=dtype,
+            device=pick_device(device),
+            attn_implementation=attn_implementation,
         )
         tokenizer = AutoTokenizer.from_pretrained(path)
         return cls(model, tokenizer, generator_fingerprint(name_or_path, path), batch_size)
@@ -107,8 +112,8 @@ class HFGenerator:
             return prompt
         if not self.tokenizer.chat_template:
             raise ValueError(
-                f"{self.fingerprint}: the tokenizer has no chat template, so a chat prompt cannot be rendered; "
-                "pass the prompt as text"
+                f"{self.fingerprint}: the tokenizer has no chat template, so a chat prompt cannot be "
+                "rendered; pass the prompt as text"
             )
         head, tail = (prompt[:-1], prompt[-1]["content"]) if continues_final_message(prompt) else (prompt, "")
         text = self.tokenizer.apply_chat_template(head, tokenize=False, add_generation_prompt=True)

@@ -126,7 +126,9 @@ def load_examples(
                 }
             )
     if not examples:
-        raise InputError(None, None, None, "no ProcessBench rows: pass --dataset FILE and/or --hub [SUBSET ...]")
+        raise InputError(
+            None, None, None, "no ProcessBench rows: pass --dataset FILE and/or --hub [SUBSET ...]"
+        )
     return examples
 
 

@@ -81,7 +81,8 @@ def subset_accuracies(records: Sequence[dict]) -> dict[str, float]:
 
 
 def section_scores(subset_acc: dict[str, float]) -> dict[str, float]:
-    """Official section scores (calculate_scores_per_section) over the sections that have a subset present.
+    """Official section scores (calculate_scores_per_section) over the sections that have a subset present:
+    section = sum(acc_s * w_s) / sum(w_s) over its subsets s present, w = EXAMPLE_COUNTS.
 
     reward-bench writes 0 for a section with no subsets; a partial run leaves such a section out instead,
     so that it cannot drag the overall score down.
@@ -102,7 +103,8 @@ def prior_sets_score(subset_acc: dict[str, float]) -> float | None:
 
 
 def overall_v1(sections: dict[str, float], prior: float | None) -> float | None:
-    """Mean of the sections; prior sets, when present, count half as much as one section (weights 2:1)."""
+    """(2 * sum(sections) + prior) / (2 * n_sections + 1): the mean of the sections, with the prior sets, when
+    present, counting half a section (the leaderboard's weights 2, 2, 2, 2, 1); no prior: the plain mean."""
     if not sections:
         return prior
     total, weight = 2.0 * sum(sections.values()), 2.0 * len(sections)

@@ -49,7 +49,7 @@ class RunOutcome:
 
 
 def record_key(record: dict) -> tuple[str, str]:
-    """A record's identity, the same as `Example.key`: one id may sit in two subsets; json keeps 1 and "1" apart."""
+    """A record's identity, as `Example.key`: one id may sit in two subsets; json keeps 1 and "1" apart."""
     return json.dumps(record["id"]), record["subset"]
 
 

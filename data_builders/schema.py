@@ -63,11 +63,14 @@ class DataValidationError(InputError):
         )
 
     def describe(self) -> str:
-        rest = len(self.errors) - 1
-        if rest <= 0:
+        if len(self.errors) <= 1:
             return super().describe()
+        return f"{super().describe()}; {self._summary()}"
+
+    def _summary(self) -> str:
+        rows = len({e.index for e in self.errors})
         counts = ", ".join(f"{k}: {v}" for k, v in Counter(e.kind for e in self.errors).items())
-        return f"{super().describe()}; {rest} more invalid row(s) [{counts}]"
+        return f"{len(self.errors)} problems in {rows} row(s) [{counts}]"
 
     def __str__(self) -> str:
         errors = self.errors
@@ -75,9 +78,8 @@ class DataValidationError(InputError):
             return self.one_line()
         shown = "\n  ".join(str(e) for e in errors[:MAX_ERRORS_SHOWN])
         more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
-        counts = ", ".join(f"{k}: {v}" for k, v in Counter(e.kind for e in errors).items())
         hint = f"\n{self.hint}" if self.hint else ""
-        return f"{self.source}: {len(errors)} invalid row(s) [{counts}]\n  {shown}{more}{hint}"
+        return f"{self.source}: {self._summary()}\n  {shown}{more}{hint}"
 
 
 @dataclass

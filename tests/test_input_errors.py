@@ -76,7 +76,7 @@ def test_hard_label_error_names_file_line_and_field_before_the_model(tiny_llama,
     with pytest.raises(InputError) as info:
         build_trainer(*prm_args(tiny_llama, tmp_path / "run", "--train_data", str(data)))
     assert info.value.one_line() == (
-        f"{data}, line 1, field 'labels': length mismatch (1 labels for 2 steps); 1 more invalid row(s) "
+        f"{data}, line 1, field 'labels': length mismatch (1 labels for 2 steps); 2 problems in 2 row(s) "
         f"[length mismatch: 1, soft label: 1]. {DROP_HINT}"
     )
     assert f"  line 3, field 'labels[1]': soft label (0.5 is not a hard label; {SOFT_HINT})" in str(info.value)
@@ -103,9 +103,21 @@ def test_nothing_left_after_dropping_is_refused_before_the_model(tiny_llama, tmp
     with pytest.raises(InputError) as info:
         build_trainer(*args)
     assert info.value.one_line() == (
-        f"{data}, line 1, field 'labels[0]': soft label (0.5 is not a hard label; {SOFT_HINT}); 1 more invalid "
+        f"{data}, line 1, field 'labels[0]': soft label (0.5 is not a hard label; {SOFT_HINT}); 2 problems in 2 "
         "row(s) [soft label: 2]. Every row was invalid and dropped: nothing is left."
     )
+
+
+def test_problems_are_counted_per_row_and_a_row_is_dropped_once(tmp_path):
+    data = write_lines(tmp_path / "steps.jsonl", [stepwise([True], ["a", " "]), stepwise([True, False])])
+    with pytest.raises(InputError) as info:
+        load_rows(str(data), "stepwise")
+    assert info.value.one_line() == (
+        f"{data}, line 1, field 'completions[1]': empty step (no text); 2 problems in 1 row(s) "
+        f"[empty step: 1, length mismatch: 1]. {DROP_HINT}"
+    )
+    kept, report = load_rows(str(data), "stepwise", drop_invalid=True)
+    assert len(kept) == 1 and report.dropped == {"empty step": 1} and report.total == 2
 
 
 # ---- BT pairs that truncation makes identical ------------------------------------------------------------------
@@ -194,7 +206,7 @@ def test_score_checks_every_response_type_before_loading(tmp_path, no_model_load
         score(tmp_path, "--input", str(data))
     assert info.value.one_line() == (
         f"{data}, line 1, field 'response': wrong type (expected a string or a list of {{role, content}} "
-        "messages, got int); 2 more invalid row(s) [wrong type: 2, missing field: 1]. See "
+        "messages, got int); 3 problems in 3 row(s) [wrong type: 2, missing field: 1]. See "
         "--prompt-field/--response-field."
     )
     text = str(info.value)

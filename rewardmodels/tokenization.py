@@ -4,10 +4,14 @@ A pair is stored as the token prefix that chosen and rejected share, plus each c
 prefix is found in token ids, not text, so tokenization at the boundary cannot change a result. Truncation
 keeps the end of every sequence: the shared prefix is cut from the left first, and a continuation that alone
 exceeds `max_length` keeps its last tokens, so the reward is always read at the real final token.
+
+Rendering (`render_text`, `tokenize_text`) is defined here once; where a response starts in those ids, and
+where its steps end, is read off the same rendering in `rewardmodels.response_tokens`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
@@ -39,17 +43,47 @@ def resolve_chat_template(setting: str, rows: list[dict], tokenizer, prompt_key:
     return use
 
 
+def uses_chat_template(use_chat_template: bool, prompt, response) -> bool:
+    """Conversational rows always go through the template; plain strings only when asked."""
+    return bool(use_chat_template) or is_conversational(prompt) or is_conversational(response)
+
+
+def render_text(tokenizer, prompt, response, use_chat_template: bool) -> str:
+    """prompt + response as the one string that is tokenized: the template's rendering, or `join_plain`."""
+    if uses_chat_template(use_chat_template, prompt, response):
+        return chat_text(tokenizer, as_messages(prompt, response))
+    return join_plain(prompt, response)
+
+
+def chat_text(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    """The template's rendering; `apply_chat_template(tokenize=True)` tokenizes this string without special
+    tokens, as `tokenize_text(..., chat=True)` does."""
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
+
+
+def tokenize_text(
+    tokenizer, text: str, chat: bool, with_offsets: bool = False
+) -> tuple[list[int], list[tuple[int, int]] | None]:
+    """Ids of a rendered text (and each token's (start, end) characters). A chat rendering holds its
+    special tokens; plain text gets the tokenizer's (BOS) and ends with EOS, appended with offsets
+    (len, len) when the tokenizer did not put one there."""
+    encoded = tokenizer(text, add_special_tokens=not chat, return_offsets_mapping=with_offsets)
+    ids = list(encoded["input_ids"])
+    offsets = [tuple(o) for o in encoded["offset_mapping"]] if with_offsets else None
+    eos = tokenizer.eos_token_id
+    if not chat and eos is not None and (not ids or ids[-1] != eos):
+        ids.append(eos)
+        if offsets is not None:
+            offsets.append((len(text), len(text)))
+    return ids, offsets
+
+
 def render_ids(tokenizer, prompt, response, use_chat_template: bool) -> list[int]:
     """Token ids of prompt + response: through the chat template, or as plain text followed by EOS."""
-    if use_chat_template or is_conversational(prompt) or is_conversational(response):
-        ids = tokenizer.apply_chat_template(as_messages(prompt, response), tokenize=True, return_dict=False)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return list(ids)
-    ids = tokenizer(join_plain(prompt, response), add_special_tokens=True)["input_ids"]
-    if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
-        ids = ids + [tokenizer.eos_token_id]
-    return ids
+    chat = uses_chat_template(use_chat_template, prompt, response)
+    return tokenize_text(tokenizer, render_text(tokenizer, prompt, response, chat), chat)[0]
 
 
 def join_plain(prompt: str, response: str) -> str:
@@ -59,13 +93,19 @@ def join_plain(prompt: str, response: str) -> str:
     return prompt + response
 
 
-def shared_prefix_length(a: list[int], b: list[int]) -> int:
-    """Length of the common token prefix, leaving each sequence at least one token of its own."""
-    limit = min(len(a), len(b)) - 1
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common token prefix."""
     n = 0
-    while n < limit and a[n] == b[n]:
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
         n += 1
     return n
+
+
+def shared_prefix_length(a: list[int], b: list[int]) -> int:
+    """Length of the common token prefix, leaving each sequence at least one token of its own."""
+    return max(0, min(common_prefix_length(a, b), min(len(a), len(b)) - 1))
 
 
 @dataclass
@@ -163,16 +203,7 @@ def step_prompt_ids(tokenizer, prompt, use_chat_template: bool) -> list[int]:
     """Ids that precede the first step: the chat template up to the assistant turn, or the plain prompt text
     with a newline (as `join_plain` joins plain rows) and the tokenizer's BOS."""
     if use_chat_template or is_conversational(prompt):
-        if is_conversational(prompt):
-            messages = prompt
-        else:
-            messages = [{"role": "user", "content": prompt}] if prompt else []
-        ids = tokenizer.apply_chat_template(
-            messages, tokenize=True, add_generation_prompt=True, return_dict=False
-        )
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return list(ids)
+        return tokenize_text(tokenizer, chat_text(tokenizer, as_messages(prompt, []), True), chat=True)[0]
     text = prompt if not prompt or prompt[-1].isspace() else prompt + "\n"
     return list(tokenizer(text, add_special_tokens=True)["input_ids"])
 

@@ -246,3 +246,12 @@ def make_pair_collator(
         pad_token_id=pad_token_id, token_budget=token_budget, attention=attention, tree=want_tree
     )
     return PackingChoice(mode, attention, reason, collator)
+
+
+def units_batch(
+    units: list[PackUnit], pad_token_id: int, attention: str, token_budget: int | None = None
+) -> dict:
+    """The packed batch of units a caller built itself, exactly as the collators build theirs (the batch
+    contract plus the layout ids the attention dispatch reads): for trees of any number of branches, such as a
+    group of responses to one prompt (`rewardmodels.logprobs`)."""
+    return _PackerBase(pad_token_id, token_budget, attention)._batch(list(units))

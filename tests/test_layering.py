@@ -34,8 +34,14 @@ METHOD_PACKAGES = [
     "rewardmodels.implicit_prm",
     "rewardmodels.generative",
 ]
-# Everything that is training code: the method packages and what all trainers share.
-TRAINER_MODULES = [*METHOD_PACKAGES, "rewardmodels.trainer_base", "rewardmodels.training"]
+# Everything that is training code: the method packages and what all trainers share (the Trainer base, the
+# run steps, the TrainingArguments base).
+TRAINER_MODULES = [
+    *METHOD_PACKAGES,
+    "rewardmodels.trainer_base",
+    "rewardmodels.training",
+    "rewardmodels.trainer_config",
+]
 EVAL = ["rewardmodels.eval"]
 BUILDERS = ["rewardmodels.data_builders"]
 CORE_MODULES = [

@@ -1,4 +1,4 @@
-"""rewardmodels.logprobs: reductions by hand, and padded = packed = tree per-token log-probs on a tiny Llama."""
+"""rewardmodels.logprobs: reductions by hand; padded = packed = tree per-token log-probs on a tiny Llama."""
 
 from __future__ import annotations
 

@@ -357,3 +357,48 @@ def test_cpu_default_scores_one_example_per_forward_with_the_same_scores(
     for key in ("score_chosen", "score_rejected"):
         assert [x[key] for x in default] == pytest.approx([x[key] for x in batched], rel=1e-5, abs=1e-5)
     assert [x["correct"] for x in default] == [x["correct"] for x in batched]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# DPO scorer directories: load_scorer builds the same scorer as from_pretrained
+# ---------------------------------------------------------------------------------------------------------
+def dpo_directory(root: Path, policy: Path, manifest: dict, reference: Path | None = None) -> Path:
+    import shutil
+
+    shutil.copytree(policy, root)
+    if reference is not None:
+        shutil.copytree(reference, root / "reference")  # the manifest names it relative to the directory
+    write_json(root / "reward_model.json", {"kind": "dpo", **manifest})
+    return root
+
+
+def test_dpo_scorer_directory_with_a_reference(tiny_llama, tiny_llama_other, tmp_path):
+    from rewardmodels.scorers import load_scorer
+    from rewardmodels.scorers.dpo import DPOScorer
+
+    manifest = {"reference": "reference", "beta": 0.5, "max_length": 40}
+    path = dpo_directory(tmp_path / "dpo", tiny_llama, manifest, tiny_llama_other)
+    scorer = load_scorer(path, device="cpu")
+    assert isinstance(scorer, DPOScorer) and scorer.max_length == 40 and scorer.beta == 0.5
+    direct = DPOScorer.from_pretrained(
+        str(tiny_llama), str(tiny_llama_other), device="cpu", beta=0.5, max_length=40
+    )
+    responses = [c for c, _ in RESPONSES]
+    got = scorer.score(PROMPTS, responses)
+    assert got == direct.score(PROMPTS, responses)  # same models, same batches: identical floats
+    assert all(abs(g) > 1e-3 for g in got)
+    assert scorer.last_truncated == direct.last_truncated and any(scorer.last_truncated)
+    assert load_scorer(path, device="cpu", max_length=64).max_length == 64  # the caller's max_length wins
+
+
+def test_dpo_scorer_directory_reference_free(tiny_llama, tmp_path):
+    from rewardmodels.scorers import load_scorer
+    from rewardmodels.scorers.dpo import DPOScorer
+
+    path = dpo_directory(tmp_path / "dpo-free", tiny_llama, {"ref_free": "avg"})
+    scorer = load_scorer(path, device="cpu", attn_implementation="eager")
+    direct = DPOScorer.from_pretrained(str(tiny_llama), None, device="cpu", ref_free="avg")
+    got = scorer.score(PROMPTS[:3], [c for c, _ in RESPONSES[:3]])
+    assert got == pytest.approx(direct.score(PROMPTS[:3], [c for c, _ in RESPONSES[:3]]), rel=1e-6, abs=1e-6)
+    with pytest.raises(ValueError, match="reference-free mode"):
+        load_scorer(dpo_directory(tmp_path / "dpo-none", tiny_llama, {}), device="cpu")

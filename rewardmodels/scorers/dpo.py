@@ -1,74 +1,61 @@
-"""DPO-style implicit rewards from two causal LMs: beta * (log pi(y|x) - log pi_ref(y|x)) over response tokens.
+"""DPO implicit rewards from two causal LMs: beta * (log pi(y|x) - log pi_ref(y|x)) over response tokens.
 
 A DPO-trained policy defines a reward model without a head: the summed log-probability ratio of the policy
 over its reference on the response tokens. Without a reference, reward-bench's DPO script offers three
-reference-free variants of the policy's own per-token log-probs, and so does this scorer:
+reference-free reductions of the policy's own per-token log-probs, and so does this scorer
+(`rewardmodels.logprobs.REDUCTIONS`, which states each formula):
 
   sum   the summed log-prob of the response
-  avg   the mean log-prob per response token
+  avg   the mean log-prob per response token (length-normalised)
   norm  minus the L2 norm of the per-token log-probs
 
 Every variant is multiplied by `beta`. beta > 0 never changes a ranking; it only puts the scores on the scale
 the policy was trained with. The default 1.0 gives reward-bench's unscaled numbers.
 
-The scorer follows the same API as SequenceScorer (encode once, then score_ids in length-sorted batches), so
-the evaluators batch it the same way.
+Tokenization (where the response starts) is `rewardmodels.response_tokens`; log-probs and their float64
+reductions are `rewardmodels.logprobs`. The scorer follows the same API as SequenceScorer (encode once, then
+score_ids in length-sorted batches, or score_groups_ids with each group's prompt run once).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
+from rewardmodels.logprobs import (
+    REDUCTIONS,
+    LogprobBatch,
+    packed_batch,
+    padded_batch,
+    response_logprobs,
+    response_positions,
+    sum_logprobs,
+)
+from rewardmodels.modeling import attn_implementation_of, load_backbone, pick_device, resolve_model_path
+from rewardmodels.packing import packing_attention_for
+from rewardmodels.response_tokens import EncodedResponse, encode_response, keep_last_tokens
 from rewardmodels.scorers.base import (
     group_batches,
     group_trees,
     length_sorted_batches,
     make_reward_func,
-    pick_device,
     split_into_groups,
 )
-from rewardmodels.tokenization import as_messages, is_conversational, join_plain, render_ids
 
 logger = logging.getLogger(__name__)
 
-REF_FREE_MODES = ("sum", "avg", "norm")
+REF_FREE_MODES = tuple(REDUCTIONS)
 
-
-class EncodedResponse(list):
-    """Token ids of prompt + response; `response_start` is the index of the first response token."""
-
-    response_start: int
-
-    def __init__(self, ids: Sequence[int], response_start: int):
-        super().__init__(ids)
-        self.response_start = response_start
-
-
-def _chat_ids(tokenizer, messages: list[dict], add_generation_prompt: bool) -> list[int]:
-    ids = tokenizer.apply_chat_template(
-        messages, tokenize=True, add_generation_prompt=add_generation_prompt, return_dict=False
-    )
-    if isinstance(ids, dict) or hasattr(ids, "keys"):
-        ids = ids["input_ids"]
-    return list(ids)
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+__all__ = ["DPOScorer", "EncodedResponse", "REF_FREE_MODES"]
 
 
 class DPOScorer:
     kind = "dpo"
-    preferred_batch_size = 8  # off CPU: two models' full-vocabulary logits per sequence (PrefersBatchSize)
+    # Sequences per forward off CPU when the caller names none: each forward runs two models.
+    preferred_batch_size = 8
 
     def __init__(
         self,
@@ -81,6 +68,7 @@ class DPOScorer:
         max_length: int = 4096,
         use_chat_template: bool | None = None,
         name: str = "policy",
+        reference_name: str | None = None,
     ):
         if reference is None and ref_free not in REF_FREE_MODES:
             raise ValueError(
@@ -108,6 +96,7 @@ class DPOScorer:
         self.manifest = {
             "kind": self.kind,
             "base_model": name,
+            "reference": reference_name,
             "beta": self.beta,
             "ref_free": ref_free,
             "max_length": self.max_length,
@@ -128,30 +117,12 @@ class DPOScorer:
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
     ) -> DPOScorer:
-        """Load policy (and reference) causal LMs: Hub ids, local dirs, .gguf files or the embedded alias."""
-        from transformers import AutoTokenizer
-
-        from rewardmodels.modeling import resolve_model_path
-
+        """Policy (and reference) causal LMs: Hub ids, local dirs (safetensors), .gguf files or the embedded
+        alias, loaded through `modeling.load_backbone`."""
         dev = pick_device(device)
-        policy_path = resolve_model_path(policy)
-        tokenizer = AutoTokenizer.from_pretrained(policy_path, trust_remote_code=trust_remote_code)
-        policy_model = _load_causal_lm(policy_path, dev, dtype, trust_remote_code, attn_implementation)
-        ref_model = None
-        if reference is not None:
-            ref_path = resolve_model_path(reference)
-            if ref_path == policy_path:
-                # The same weights twice: share them. Every ratio is then exactly 0 (all ties).
-                logger.warning("policy and reference are the same model; every DPO reward will be 0")
-                ref_model = policy_model
-            else:
-                ref_tok = AutoTokenizer.from_pretrained(ref_path, trust_remote_code=trust_remote_code)
-                if ref_tok.get_vocab() != tokenizer.get_vocab():
-                    raise ValueError(
-                        f"policy {policy!r} and reference {reference!r} use different vocabularies; "
-                        "their log-probs cannot be compared token by token"
-                    )
-                ref_model = _load_causal_lm(ref_path, dev, dtype, trust_remote_code, attn_implementation)
+        policy_model, ref_model, tokenizer = _load_models(
+            policy, reference, dev, dtype, trust_remote_code, attn_implementation
+        )
         return cls(
             policy_model,
             ref_model,
@@ -162,87 +133,80 @@ class DPOScorer:
             max_length=max_length,
             use_chat_template=use_chat_template,
             name=policy,
+            reference_name=reference,
+        )
+
+    @classmethod
+    def from_directory(
+        cls,
+        path,
+        manifest: dict,
+        *,
+        device=None,
+        dtype=None,
+        max_length: int | None = None,
+        attn_implementation: str | None = None,
+    ) -> DPOScorer:
+        """A DPO scorer directory: the policy's weights and tokenizer, and a manifest with kind "dpo" and
+        optionally beta (1.0), ref_free, max_length (4096), use_chat_template, and `reference`: the reference
+        model as a path inside the directory, an absolute path or a Hub id (absent or null: reference-free,
+        which needs ref_free). `max_length` overrides the manifest's."""
+        reference = manifest.get("reference")
+        if reference is not None and (Path(path) / reference).exists():
+            reference = str(Path(path) / reference)
+        dev = pick_device(device)
+        policy_model, ref_model, tokenizer = _load_models(
+            str(path), reference, dev, dtype, False, attn_implementation
+        )
+        return cls(
+            policy_model,
+            ref_model,
+            tokenizer,
+            dev,
+            beta=manifest.get("beta", 1.0),
+            ref_free=manifest.get("ref_free"),
+            max_length=max_length or manifest.get("max_length") or 4096,
+            use_chat_template=manifest.get("use_chat_template"),
+            name=manifest.get("base_model") or str(path),
+            reference_name=manifest.get("reference"),
         )
 
     # -- tokenization -------------------------------------------------------------------------------------
-    def _encode_one(self, prompt, response) -> tuple[EncodedResponse, bool]:
-        tok = self.tokenizer
-        if self.use_chat_template or is_conversational(prompt) or is_conversational(response):
-            full = render_ids(tok, prompt, response, True)
-            prompt_msgs = as_messages(prompt, [])  # prompt turns only
-            head = _chat_ids(tok, prompt_msgs, add_generation_prompt=True) if prompt_msgs else []
-        else:
-            full = render_ids(tok, prompt, response, False)
-            joined = join_plain(prompt, response)
-            # The prompt's share of the joined text, tokenized alone; the common prefix tolerates merges.
-            head = tok(joined[: len(joined) - len(response)], add_special_tokens=True)["input_ids"]
-        # Response tokens start where the rendered prompt stops matching; at least one token is needed as
-        # context for the first predicted token.
-        start = max(1, min(common_prefix(head, full), len(full) - 1))
-        cut = len(full) > self.max_length
-        if cut:
-            drop = len(full) - self.max_length
-            full = full[drop:]
-            start = max(1, start - drop)
-        return EncodedResponse(full, start), cut
-
     def encode(self, prompts: Sequence, responses: Sequence) -> list[EncodedResponse]:
+        """Ids of each prompt + response (chat template or plain), cut to their last max_length tokens."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         out, flags = [], []
-        for p, r in zip(prompts, responses, strict=True):
-            enc, cut = self._encode_one(p, r)
-            out.append(enc)
+        for prompt, response in zip(prompts, responses, strict=True):
+            encoded = encode_response(self.tokenizer, prompt, response, self.use_chat_template)
+            encoded, cut = keep_last_tokens(encoded, self.max_length)
+            out.append(encoded)
             flags.append(cut)
         self.truncated += sum(flags)
         self.last_truncated = flags
         return out
 
     # -- scoring ------------------------------------------------------------------------------------------
-    def _response_logps(self, model, ids: torch.Tensor, mask: torch.Tensor, items) -> list[torch.Tensor]:
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-        per_row = []
-        for i, item in enumerate(items):
-            n, s = len(item), item.response_start
-            # Token t is predicted by the logits at t-1; log_softmax per row keeps peak memory to one copy.
-            row = logits[i, s - 1 : n - 1].float().log_softmax(-1)
-            per_row.append(row.gather(-1, ids[i, s:n].unsqueeze(-1)).squeeze(-1))
-        return per_row
-
-    def _reduce(self, logps: torch.Tensor, mode: str) -> float:
-        if mode == "sum":
-            return float(logps.sum())
-        if mode == "avg":
-            return float(logps.mean())
-        if mode == "norm":
-            return float(-torch.linalg.vector_norm(logps, ord=2))
-        raise ValueError(mode)
-
-    def _values(self, policy: list[torch.Tensor], reference: list[torch.Tensor] | None) -> list[float]:
-        """beta x (the log-ratio, or the reference-free reduction) for each response's per-token log-probs."""
+    def _values(self, batch: LogprobBatch) -> list[float]:
+        """beta x (the summed log-ratio, or the reference-free reduction) per sequence, in slot order."""
+        if self.reference is self.policy:  # the same weights twice: every ratio is exactly 0
+            return [0.0] * len(batch.slots)
+        policy = response_logprobs(self.policy, batch)
         if self.reference is None:
-            return [self.beta * self._reduce(lp, self.ref_free) for lp in policy]
-        if reference is None:  # the reference is the policy itself
-            return [0.0] * len(policy)
-        return [self.beta * float(p.sum() - r.sum()) for p, r in zip(policy, reference, strict=True)]
+            reduce = REDUCTIONS[self.ref_free]
+            return [self.beta * float(reduce(lp)) for lp in policy]
+        reference = response_logprobs(self.reference, batch)
+        pairs = zip(policy, reference, strict=True)
+        return [self.beta * float(sum_logprobs(p) - sum_logprobs(r)) for p, r in pairs]
 
     @torch.inference_mode()
     def score_ids(self, sequences: list[EncodedResponse], batch_size: int = 8) -> list[float]:
         scores = [0.0] * len(sequences)
         for batch_idx in length_sorted_batches([len(s) for s in sequences], batch_size):
             items = [sequences[i] for i in batch_idx]
-            width = max(len(s) for s in items)
-            ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(items), width), dtype=torch.long)
-            for row, seq in enumerate(items):
-                ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-                mask[row, : len(seq)] = 1
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            policy = self._response_logps(self.policy, ids, mask, items)
-            ref = None
-            if self.reference is not None and self.reference is not self.policy:
-                ref = self._response_logps(self.reference, ids, mask, items)
-            for i, v in zip(batch_idx, self._values(policy, ref), strict=True):
+            positions = [response_positions(s, s.response_start) for s in items]
+            batch = padded_batch(items, positions, self.pad_id).to(self.device)
+            for i, v in zip(batch_idx, self._values(batch), strict=True):
                 scores[i] = v
         return scores
 
@@ -256,54 +220,19 @@ class DPOScorer:
         Scores equal score_ids' up to float rounding. Other attention kernels, and a reference that is the
         policy itself, get score_ids.
         """
-        from rewardmodels.modeling import attn_implementation_of
-        from rewardmodels.packing import layout_units, packing_attention_for
-
         flat = [s for g in groups for s in g]
         models = [m for m in (self.policy, self.reference) if m is not None]
         kernels = {packing_attention_for(attn_implementation_of(m)) for m in models}
         if kernels != {"segments"} or self.reference is self.policy:
             return split_into_groups(self.score_ids(flat, batch_size), groups)
         values = [0.0] * len(flat)
-        # token t is predicted by the logits at t - 1
-        predicting = [[list(range(s.response_start - 1, len(s) - 1)) for s in g] for g in groups]
-        units = group_trees(groups, predicting)
+        predicting = [[response_positions(s, s.response_start) for s in g] for g in groups]
+        units = group_trees(groups, predicting)  # a sequence's slot is its index in `flat`
         for take in group_batches([len(u) for u in units], [len(g) for g in groups], batch_size):
-            batch_units = [units[i] for i in take]
-            lay = layout_units(batch_units, self.pad_id, token_budget=None, rows="single")
-            slots = sorted(slot for u in batch_units for slot in u.slots)  # the layout emits slots in order
-            counts = [len(flat[k]) - flat[k].response_start for k in slots]
-            targets = [t for k in slots for t in flat[k][flat[k].response_start :]]
-            target_ids = torch.tensor(targets, dtype=torch.long, device=self.device)
-            policy = self._packed_logps(self.policy, lay, target_ids, counts)
-            ref = None
-            if self.reference is not None:
-                ref = self._packed_logps(self.reference, lay, target_ids, counts)
-            for slot, v in zip(slots, self._values(policy, ref), strict=True):
+            batch = packed_batch([units[i] for i in take], self.pad_id, "segments").to(self.device)
+            for slot, v in zip(batch.slots, self._values(batch), strict=True):
                 values[slot] = v
         return split_into_groups(values, groups)
-
-    def _packed_logps(self, model, lay, targets: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
-        """Per-response log-probs of `targets` at the layout's predicting positions, split by `counts`."""
-        from rewardmodels.modeling import packed_attention_kwargs
-
-        kwargs = {
-            "input_ids": lay.input_ids.to(self.device),
-            "position_ids": lay.position_ids.to(self.device),
-            "use_cache": False,
-            **packed_attention_kwargs(model, {"packed_segments": lay.segments}),
-        }
-        positions = lay.reward_positions.to(self.device)  # one row, so flat indices are sequence positions
-        if "logits_to_keep" in inspect.signature(model.forward).parameters:
-            logits = model(**kwargs, logits_to_keep=positions).logits[0]
-        else:  # older model classes compute the head everywhere
-            logits = model(**kwargs).logits[0, positions]
-        out, start = [], 0
-        for n in counts:  # log_softmax one response at a time keeps one extra (n, vocab) copy at most
-            rows = logits[start : start + n].float().log_softmax(-1)
-            out.append(rows.gather(-1, targets[start : start + n].unsqueeze(-1)).squeeze(-1))
-            start += n
-        return out
 
     def score(self, prompts: Sequence, responses: Sequence, batch_size: int = 8) -> list[float]:
         return self.score_ids(self.encode(prompts, responses), batch_size)
@@ -312,15 +241,36 @@ class DPOScorer:
         return make_reward_func(lambda p, c: self.score(p, c, batch_size), "dpo_implicit_reward")
 
 
-def _load_causal_lm(path: str, dev: torch.device, dtype, trust_remote_code: bool, attn_implementation):
-    from rewardmodels.modeling import load_backbone
+def _load_models(
+    policy: str, reference: str | None, dev, dtype, trust_remote_code: bool, attn_implementation
+):
+    """(policy, reference or None, tokenizer); a reference that resolves to the policy shares its weights."""
+    from transformers import AutoTokenizer
 
-    model = load_backbone(
-        path,
-        "causal_lm",
-        dtype=dtype,
-        device=dev,
-        attn_implementation=attn_implementation,
-        trust_remote_code=trust_remote_code,
-    )
-    return model.eval().requires_grad_(False)
+    def load(path: str):
+        model = load_backbone(
+            path,
+            "causal_lm",
+            dtype=dtype,
+            device=dev,
+            attn_implementation=attn_implementation,
+            trust_remote_code=trust_remote_code,
+        )
+        return model.eval().requires_grad_(False)
+
+    policy_path = resolve_model_path(policy)
+    tokenizer = AutoTokenizer.from_pretrained(policy_path, trust_remote_code=trust_remote_code)
+    policy_model = load(policy_path)
+    if reference is None:
+        return policy_model, None, tokenizer
+    ref_path = resolve_model_path(reference)
+    if ref_path == policy_path:
+        logger.warning("policy and reference are the same model; every DPO reward will be 0")
+        return policy_model, policy_model, tokenizer
+    ref_tokenizer = AutoTokenizer.from_pretrained(ref_path, trust_remote_code=trust_remote_code)
+    if ref_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ValueError(
+            f"policy {policy!r} and reference {reference!r} use different vocabularies; "
+            "their log-probs cannot be compared token by token"
+        )
+    return policy_model, load(ref_path), tokenizer

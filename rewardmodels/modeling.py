@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,18 +148,22 @@ def pick_dtype(dtype: str | torch.dtype | None, device: str | torch.device) -> t
     return value
 
 
-def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False, *, distinct_pad: bool = True):
     """Load a tokenizer and give it a pad token that can never be a sequence's last real token.
 
     HF sequence-classification models pool at the rightmost token that is not the pad id. If pad == eos and
     a sequence ends in eos, a plain AutoModel would read the reward one token early; so pad must differ
     from eos. We prefer an existing pad, then unk, and only then add a new special token.
+    `distinct_pad=False` keeps the tokens as saved (a causal LM read through its log-probs pools nowhere,
+    and an added token would no longer match its LM head's rows).
     """
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(
         resolve_model_path(name_or_path), trust_remote_code=trust_remote_code
     )
+    if not distinct_pad:
+        return tokenizer
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         if tokenizer.unk_token_id is not None and tokenizer.unk_token_id != tokenizer.eos_token_id:
             tokenizer.pad_token = tokenizer.unk_token
@@ -265,33 +270,11 @@ def _wrap_lora(model: nn.Module, head: str, lora: LoraSettings, trainable_token_
         modules_to_save=None if head == "causal_lm" else [head_module_name(model)],
         **({"trainable_token_indices": list(trainable_token_ids)} if trainable_token_ids else {}),
     )
-    return get_peft_model(model, config)
-
-
-def load_reward_model(
-    name_or_path: str,
-    tokenizer=None,
-    num_labels: int = 1,
-    attn_implementation: str | None = None,
-    dtype: str | torch.dtype = "float32",
-    lora: LoraSettings | None = None,
-    trust_remote_code: bool = False,
-    device_type: str | None = None,
-    trainable_token_ids: list[int] | None = None,
-):
-    """Older call sites' spelling of `load_backbone(name_or_path, "seq_cls", ...)`; new code calls that."""
-    return load_backbone(
-        name_or_path,
-        "seq_cls",
-        num_labels=num_labels,
-        dtype=dtype,
-        device=device_type,
-        attn_implementation=attn_implementation,
-        lora=lora,
-        trust_remote_code=trust_remote_code,
-        tokenizer=tokenizer,
-        trainable_token_ids=trainable_token_ids,
-    )
+    with warnings.catch_warnings():
+        # peft probes the deprecated `is_gradient_checkpointing` property; the FutureWarning is peft's to fix
+        # and says nothing about this run, so it is kept out of every training log.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def _require_safetensors(path: str) -> None:
@@ -334,15 +317,22 @@ def attn_implementation_of(model: nn.Module) -> str:
     return getattr(unwrap(model).config, "_attn_implementation", None) or "sdpa"
 
 
-def token_logits(model: nn.Module, batch: dict) -> torch.Tensor:
-    """Run the model's own forward and return the head output at every position: (rows, length, num_labels)."""
+def forward_kwargs(model: nn.Module, batch: dict) -> dict:
+    """The keywords of one forward of the (possibly wrapped) model on a collated batch: input_ids, the
+    attention_mask and position_ids when the batch has them, no KV cache, and the packing keys adapted to the
+    model's attention kernel (`packing.packed_attention_kwargs`). Head outputs and log-probs both call this."""
     kwargs = {"input_ids": batch["input_ids"], "use_cache": False}
     for key in ("attention_mask", "position_ids"):
         if batch.get(key) is not None:
             kwargs[key] = batch[key]
     kwargs.update(packed_attention_kwargs(unwrap(model), batch))
+    return kwargs
+
+
+def token_logits(model: nn.Module, batch: dict) -> torch.Tensor:
+    """Run the model's own forward and return the head output at every position: (rows, length, num_labels)."""
     with capture_head_output(model) as box:
-        model(**kwargs)
+        model(**forward_kwargs(model, batch))
     return box["logits"]
 
 

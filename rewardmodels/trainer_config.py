@@ -35,6 +35,13 @@ class RewardConfigBase(TrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the collator needs every feature."}
     )
+    dataloader_pin_memory: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Pin batches in page-locked memory for faster host-to-GPU copies. Default: on when a GPU "
+            "is present (on CPU there is nothing to copy to, and torch warns about it)."
+        },
+    )
     packing_token_budget: int | None = field(
         default=None,
         metadata={
@@ -43,6 +50,13 @@ class RewardConfigBase(TrainingArguments):
             "A BT tree longer than the cap is packed as two sequences: same result, no prefix saving."
         },
     )
+
+    def __post_init__(self):
+        if self.dataloader_pin_memory is None:
+            import torch
+
+            self.dataloader_pin_memory = torch.cuda.is_available()
+        super().__post_init__()
 
     def check_choices(self, choices: Mapping[str, tuple[str, ...]]) -> None:
         """Refuse a field whose value is not among its choices, naming the flag and the allowed values."""

@@ -113,12 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         scorer = load_scorer(args.scorer, device="cpu", dtype="float32")
         scorer.max_length = args.max_length
     else:
-        from rewardmodels.modeling import load_reward_model, load_tokenizer
+        from rewardmodels.modeling import load_backbone, load_tokenizer
         from rewardmodels.scorers.sequence import SequenceScorer
 
         tokenizer = load_tokenizer(args.model)
         torch.manual_seed(0)  # the reward head of a plain causal LM is freshly initialised: one output
-        model = load_reward_model(args.model, tokenizer=tokenizer, num_labels=1, device_type="cpu")
+        model = load_backbone(args.model, "seq_cls", tokenizer=tokenizer, dtype="float32", device="cpu")
         manifest = {
             "kind": "bt",
             "base_model": args.model,

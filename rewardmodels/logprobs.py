@@ -5,7 +5,7 @@ Batch contract (`token_logprobs`; `LogprobBatch` carries the three parts):
   inputs     the model batch as `rewardmodels.collators` and `rewardmodels.packing` build it: input_ids with a
              2D attention_mask for padded rows, or position_ids and the packing keys (packed_segments, a 4D
              attention_mask, doc/branch ids, cu_seq_lens) for packed and prompt-sharing tree rows;
-             `packing.packed_attention_kwargs` adapts them to the model's attention kernel
+             `modeling.forward_kwargs` adapts them to the model's attention kernel, as for head outputs
   positions  (n,) flat indices into rows * length of the positions whose logits predict a target. Token t is
              predicted by the logits at t - 1, so a response starting at token s of an n-token sequence is
              predicted at s - 1 .. n - 2 (`response_positions`)
@@ -36,8 +36,8 @@ import torch
 from torch import nn
 
 from rewardmodels.collators import pad_sequences
-from rewardmodels.modeling import unwrap
-from rewardmodels.packing import PackUnit, packed_attention_kwargs
+from rewardmodels.modeling import forward_kwargs, unwrap
+from rewardmodels.packing import PackUnit
 from rewardmodels.packing.collators import units_batch
 
 LOG_SOFTMAX_ROWS = 1024  # rows of (vocab,) float32 log-softmax alive at once: 200 MB at a 49k vocabulary
@@ -141,13 +141,8 @@ def token_logprobs(
 ) -> torch.Tensor:
     """log p(targets[i] | tokens up to positions[i]) = log_softmax(logits at positions[i])[targets[i]], (n,)
     float32, through the model's own forward (so DDP/peft wrappers keep their hooks)."""
-    kwargs = {"input_ids": inputs["input_ids"], "use_cache": False}
-    for key in ("attention_mask", "position_ids"):
-        if inputs.get(key) is not None:
-            kwargs[key] = inputs[key]
-    kwargs.update(packed_attention_kwargs(unwrap(model), inputs))
     with lm_head_only_at(model, positions):
-        logits = model(**kwargs).logits
+        logits = model(**forward_kwargs(model, inputs)).logits
     logits = logits.reshape(-1, logits.shape[-1])
     if logits.shape[0] != positions.numel():
         raise RuntimeError(f"the LM head returned {logits.shape[0]} rows for {positions.numel()} positions")

@@ -39,13 +39,13 @@ def main(model_dir: str, out: str) -> int:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    from rewardmodels.modeling import load_reward_model, load_tokenizer
+    from rewardmodels.modeling import load_backbone, load_tokenizer
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     tokenizer = load_tokenizer(model_dir)
     torch.manual_seed(0)
-    model = load_reward_model(model_dir, tokenizer)
+    model = load_backbone(model_dir, "seq_cls", tokenizer=tokenizer, dtype="float32")
     mesh = init_device_mesh("cpu", (world,))
     for layer in model.model.layers:
         fully_shard(layer, mesh=mesh)
@@ -57,7 +57,7 @@ def main(model_dir: str, out: str) -> int:
     param_type = type(next(model.parameters())).__name__
     if rank == 0:
         torch.manual_seed(0)
-        ref = load_reward_model(model_dir, tokenizer)
+        ref = load_backbone(model_dir, "seq_cls", tokenizer=tokenizer, dtype="float32")
         loss_of(ref, feats, tokenizer.pad_token_id).backward()
         diff = max((grads[n] - p.grad).abs().max().item() for n, p in ref.named_parameters())
         scale = max(p.grad.abs().max().item() for p in ref.parameters())

@@ -16,7 +16,7 @@ import torch
 
 from rewardmodels.collators import PaddedPairCollator, PaddedSequenceCollator
 from rewardmodels.losses import bradley_terry_loss
-from rewardmodels.modeling import attn_implementation_of, load_reward_model, rewards_at
+from rewardmodels.modeling import attn_implementation_of, load_backbone, rewards_at
 from rewardmodels.packing import (
     SEGMENTED_SDPA,
     PackedPairCollator,
@@ -192,7 +192,7 @@ def test_padded_packed_and_tree_give_the_same_rewards_loss_and_gradients(
     tiny_path, tiny_tokenizer, attn, attention, budget
 ):
     torch.manual_seed(0)
-    model = load_reward_model(str(tiny_path), tiny_tokenizer, attn_implementation=attn)
+    model = load_backbone(str(tiny_path), "seq_cls", tokenizer=tiny_tokenizer, attn_implementation=attn)
     features = _pairs(tiny_tokenizer)
     pad = tiny_tokenizer.pad_token_id
     padded = PaddedPairCollator(pad)(features)
@@ -224,7 +224,7 @@ def test_padded_packed_and_tree_give_the_same_rewards_loss_and_gradients(
 def test_gradient_checkpointing_is_exact_with_tree_packing(tiny_llama, tiny_tokenizer):
     features = _pairs(tiny_tokenizer)
     pad = tiny_tokenizer.pad_token_id
-    model = load_reward_model(str(tiny_llama), tiny_tokenizer)
+    model = load_backbone(str(tiny_llama), "seq_cls", tokenizer=tiny_tokenizer)
     ref = _loss_and_grads(model, PaddedPairCollator(pad)(features))
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
@@ -239,7 +239,9 @@ def test_lora_model_is_exact_with_tree_packing(tiny_qwen2, tiny_tokenizer):
 
     features = _pairs(tiny_tokenizer)
     pad = tiny_tokenizer.pad_token_id
-    model = load_reward_model(str(tiny_qwen2), tiny_tokenizer, lora=LoraSettings(r=4, alpha=8))
+    model = load_backbone(
+        str(tiny_qwen2), "seq_cls", tokenizer=tiny_tokenizer, lora=LoraSettings(r=4, alpha=8)
+    )
     ref = _loss_and_grads(model, PaddedPairCollator(pad)(features))
     got = _loss_and_grads(model, PackedPairCollator(pad, attention="segments")(features))
     torch.testing.assert_close(got[1], ref[1], atol=TOL, rtol=0)
@@ -252,7 +254,7 @@ def test_bf16_autocast_runs_packed_masks_and_stays_close(tiny_llama, tiny_tokeni
     features = _pairs(tiny_tokenizer)
     pad = tiny_tokenizer.pad_token_id
     for attn, attention in (("sdpa", "segments"), ("sdpa", "mask"), ("eager", "mask")):
-        model = load_reward_model(str(tiny_llama), tiny_tokenizer, attn_implementation=attn)
+        model = load_backbone(str(tiny_llama), "seq_cls", tokenizer=tiny_tokenizer, attn_implementation=attn)
         with torch.no_grad():
             exact = rewards_at(model, PaddedPairCollator(pad)(features)).squeeze(-1)
             with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -268,7 +270,7 @@ def test_position_ids_without_the_block_mask_leak_across_sequences(tiny_llama, t
     attend across sequence boundaries and give different rewards."""
     features = _pairs(tiny_tokenizer)
     pad = tiny_tokenizer.pad_token_id
-    model = load_reward_model(str(tiny_llama), tiny_tokenizer)
+    model = load_backbone(str(tiny_llama), "seq_cls", tokenizer=tiny_tokenizer)
     with torch.no_grad():
         ref = rewards_at(model, PaddedPairCollator(pad)(features))
         plain = PackedPairCollator(pad, token_budget=None, tree=False)(features)
@@ -285,7 +287,7 @@ def test_position_ids_without_the_block_mask_leak_across_sequences(tiny_llama, t
 
 
 def test_packed_sequences_match_padded_sequences(tiny_qwen2, tiny_tokenizer):
-    model = load_reward_model(str(tiny_qwen2), tiny_tokenizer)
+    model = load_backbone(str(tiny_qwen2), "seq_cls", tokenizer=tiny_tokenizer)
     seqs = [
         {"input_ids": tiny_tokenizer(t)["input_ids"]} for t in ("hello world", "a", "what is the answer yes")
     ]
@@ -300,7 +302,7 @@ def test_packed_sequences_match_padded_sequences(tiny_qwen2, tiny_tokenizer):
 def test_packed_step_collator_is_a_drop_in_for_the_padded_step_collator(tiny_llama, tiny_tokenizer):
     from rewardmodels.collators import PaddedStepCollator
 
-    model = load_reward_model(str(tiny_llama), tiny_tokenizer)
+    model = load_backbone(str(tiny_llama), "seq_cls", tokenizer=tiny_tokenizer)
     features = []
     for text, positions, labels in (
         ("step one is good step two is bad", [2, 5, 7], [1.0, 1.0, 0.0]),
@@ -452,7 +454,9 @@ def test_flex_mask_mod_gives_the_padded_tree_attention():
 
 def test_flex_attention_is_refused_on_cpu(tiny_llama, tiny_tokenizer):
     with pytest.raises(ValueError, match="flex_attention' is refused on CPU"):
-        load_reward_model(str(tiny_llama), tiny_tokenizer, attn_implementation="flex_attention", device_type="cpu")
+        load_backbone(
+            str(tiny_llama), "seq_cls", tokenizer=tiny_tokenizer, attn_implementation="flex_attention", device="cpu"
+        )
 
 
 # ---------------------------------------------------------------- the BT trainer's choice
@@ -533,7 +537,7 @@ def test_segmented_kernel_is_exact_with_many_block_groups(tiny_qwen2, tiny_token
     monkeypatch.setattr(packing, "_CALL_COST", 1)
     features = _pairs(tiny_tokenizer)
     pad = tiny_tokenizer.pad_token_id
-    model = load_reward_model(str(tiny_qwen2), tiny_tokenizer)
+    model = load_backbone(str(tiny_qwen2), "seq_cls", tokenizer=tiny_tokenizer)
     batch = PackedPairCollator(pad, attention="segments")(features)
     groups, source = packing._block_groups(batch["packed_segments"], batch["input_ids"].shape[1])
     assert len(groups) > 3

@@ -1,13 +1,17 @@
-"""What every scorer kind shares: the manifest's file name, batching by length and by group, the TRL
-reward-function adapter. What a scorer can do is in `capabilities.py`; models load through
-`rewardmodels.modeling.load_backbone`."""
+"""What every scorer kind shares: the manifest's file name, loading a model to score with, batching by length
+and by group, the TRL reward-function adapter. What a scorer can do is in `capabilities.py`; models load
+through `rewardmodels.modeling.load_backbone`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-# Re-exported for scorer modules that still import them from here; they live in modeling.
-from rewardmodels.modeling import pick_device, pick_dtype  # noqa: F401
+import torch
+from torch import nn
+
+# pick_dtype is re-exported for scorer modules that still import it from here; it lives in modeling.
+from rewardmodels.modeling import load_backbone, load_tokenizer, pick_device, pick_dtype  # noqa: F401
 from rewardmodels.packing import PackUnit
 from rewardmodels.scorers.capabilities import ScoresTexts
 from rewardmodels.tokenization import shared_prefix_length
@@ -16,6 +20,40 @@ MANIFEST_NAME = "reward_model.json"
 
 # Every scorer scores texts; older code names that capability `Scorer`.
 Scorer = ScoresTexts
+
+
+def load_for_scoring(
+    name_or_path: str | Path,
+    head: str,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    attn_implementation: str | None = None,
+    trust_remote_code: bool = False,
+    tokenizer=None,
+) -> tuple[nn.Module, object, torch.device]:
+    """(model, tokenizer, device): a scorer directory, Hub id, .gguf or the embedded alias loaded to score
+    with, through `load_backbone` (classification heads with as many labels as saved) on
+    `pick_device(device)`, in eval mode and without gradients; the tokenizer is `load_tokenizer`'s unless one
+    is given. A classification head takes the tokenizer's pad id (which differs from EOS) and size; a causal
+    LM keeps its tokenizer and vocabulary as saved: its log-probs are a softmax over the LM head's rows, which
+    an added pad token would grow."""
+    dev = pick_device(device)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(
+            str(name_or_path), trust_remote_code=trust_remote_code, distinct_pad=head != "causal_lm"
+        )
+    model = load_backbone(
+        str(name_or_path),
+        head,
+        num_labels=None,  # as saved
+        dtype=dtype,
+        device=dev,
+        attn_implementation=attn_implementation,
+        trust_remote_code=trust_remote_code,
+        tokenizer=None if head == "causal_lm" else tokenizer,
+    )
+    return model.eval().requires_grad_(False), tokenizer, dev
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

@@ -34,13 +34,14 @@ from rewardmodels.logprobs import (
     response_positions,
     sum_logprobs,
 )
-from rewardmodels.modeling import attn_implementation_of, load_backbone, pick_device, resolve_model_path
+from rewardmodels.modeling import attn_implementation_of, load_tokenizer, resolve_model_path
 from rewardmodels.packing import packing_attention_for
 from rewardmodels.response_tokens import EncodedResponse, encode_response, keep_last_tokens
 from rewardmodels.scorers.base import (
     group_batches,
     group_trees,
     length_sorted_batches,
+    load_for_scoring,
     make_reward_func,
     split_into_groups,
 )
@@ -119,9 +120,8 @@ class DPOScorer:
     ) -> DPOScorer:
         """Policy (and reference) causal LMs: Hub ids, local dirs (safetensors), .gguf files or the embedded
         alias, loaded through `modeling.load_backbone`."""
-        dev = pick_device(device)
-        policy_model, ref_model, tokenizer = _load_models(
-            policy, reference, dev, dtype, trust_remote_code, attn_implementation
+        policy_model, ref_model, tokenizer, dev = _load_models(
+            policy, reference, device, dtype, trust_remote_code, attn_implementation
         )
         return cls(
             policy_model,
@@ -154,9 +154,8 @@ class DPOScorer:
         reference = manifest.get("reference")
         if reference is not None and (Path(path) / reference).exists():
             reference = str(Path(path) / reference)
-        dev = pick_device(device)
-        policy_model, ref_model, tokenizer = _load_models(
-            str(path), reference, dev, dtype, False, attn_implementation
+        policy_model, ref_model, tokenizer, dev = _load_models(
+            str(path), reference, device, dtype, False, attn_implementation
         )
         return cls(
             policy_model,
@@ -242,35 +241,28 @@ class DPOScorer:
 
 
 def _load_models(
-    policy: str, reference: str | None, dev, dtype, trust_remote_code: bool, attn_implementation
+    policy: str, reference: str | None, device, dtype, trust_remote_code: bool, attn_implementation
 ):
-    """(policy, reference or None, tokenizer); a reference that resolves to the policy shares its weights."""
-    from transformers import AutoTokenizer
-
-    def load(path: str):
-        model = load_backbone(
-            path,
-            "causal_lm",
-            dtype=dtype,
-            device=dev,
-            attn_implementation=attn_implementation,
-            trust_remote_code=trust_remote_code,
-        )
-        return model.eval().requires_grad_(False)
-
-    policy_path = resolve_model_path(policy)
-    tokenizer = AutoTokenizer.from_pretrained(policy_path, trust_remote_code=trust_remote_code)
-    policy_model = load(policy_path)
+    """(policy, reference or None, tokenizer, device); a reference that resolves to the policy shares its
+    weights, and one with another vocabulary is refused before it loads."""
+    options = {
+        "device": device,
+        "dtype": dtype,
+        "attn_implementation": attn_implementation,
+        "trust_remote_code": trust_remote_code,
+    }
+    policy_model, tokenizer, dev = load_for_scoring(policy, "causal_lm", **options)
     if reference is None:
-        return policy_model, None, tokenizer
+        return policy_model, None, tokenizer, dev
     ref_path = resolve_model_path(reference)
-    if ref_path == policy_path:
+    if ref_path == resolve_model_path(policy):
         logger.warning("policy and reference are the same model; every DPO reward will be 0")
-        return policy_model, policy_model, tokenizer
-    ref_tokenizer = AutoTokenizer.from_pretrained(ref_path, trust_remote_code=trust_remote_code)
+        return policy_model, policy_model, tokenizer, dev
+    ref_tokenizer = load_tokenizer(ref_path, trust_remote_code, distinct_pad=False)
     if ref_tokenizer.get_vocab() != tokenizer.get_vocab():
         raise ValueError(
             f"policy {policy!r} and reference {reference!r} use different vocabularies; "
             "their log-probs cannot be compared token by token"
         )
-    return policy_model, load(ref_path), tokenizer
+    ref_model, _, _ = load_for_scoring(ref_path, "causal_lm", **options, tokenizer=ref_tokenizer)
+    return policy_model, ref_model, tokenizer, dev

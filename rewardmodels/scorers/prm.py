@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from rewardmodels.collators import PaddedStepCollator
-from rewardmodels.modeling import load_backbone, load_tokenizer, pick_device, rewards_at
-from rewardmodels.scorers.base import length_sorted_batches, make_reward_func
+from rewardmodels.modeling import rewards_at
+from rewardmodels.scorers.base import length_sorted_batches, load_for_scoring, make_reward_func
 from rewardmodels.steps import AGGREGATIONS, aggregate, split_response, step_probabilities
 from rewardmodels.tokenization import separator_ids, step_prompt_ids, tokenize_steps
 
@@ -67,16 +67,8 @@ class PRMScorer:
         aggregation: str | None = None,
     ) -> PRMScorer:
         """An exported PRM directory; `max_length` and `aggregation` override the manifest's."""
-        dev = pick_device(device)
-        tokenizer = load_tokenizer(str(path))
-        model = load_backbone(
-            str(path),
-            "token_cls",
-            num_labels=None,  # as saved
-            dtype=dtype,
-            device=dev,
-            attn_implementation=attn_implementation,
-            tokenizer=tokenizer,
+        model, tokenizer, dev = load_for_scoring(
+            path, "token_cls", device=device, dtype=dtype, attn_implementation=attn_implementation
         )
         return cls(model, tokenizer, manifest, dev, aggregation=aggregation, max_length=max_length)
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import torch
 
 from rewardmodels.collators import PaddedSequenceCollator
-from rewardmodels.modeling import load_backbone, load_tokenizer, pick_device, rewards_at
+from rewardmodels.modeling import rewards_at
 from rewardmodels.scorers.base import (
     group_batches,
     group_trees,
     length_sorted_batches,
+    load_for_scoring,
     make_reward_func,
     split_into_groups,
 )
@@ -45,16 +46,8 @@ class SequenceScorer:
         attn_implementation: str | None = None,
     ) -> SequenceScorer:
         """An exported scorer directory; `max_length` overrides the manifest's."""
-        dev = pick_device(device)
-        tokenizer = load_tokenizer(str(path))
-        model = load_backbone(
-            str(path),
-            "seq_cls",
-            num_labels=None,  # as saved
-            dtype=dtype,
-            device=dev,
-            attn_implementation=attn_implementation,
-            tokenizer=tokenizer,
+        model, tokenizer, dev = load_for_scoring(
+            path, "seq_cls", device=device, dtype=dtype, attn_implementation=attn_implementation
         )
         if max_length is not None:
             manifest = {**manifest, "max_length": max_length}
@@ -73,17 +66,13 @@ class SequenceScorer:
     ) -> SequenceScorer:
         """Any AutoModelForSequenceClassification reward model (Hub id, directory, .gguf), as reward-bench
         loads them."""
-        dev = pick_device(device)
-        tokenizer = load_tokenizer(name_or_path, trust_remote_code=trust_remote_code)
-        model = load_backbone(
+        model, tokenizer, dev = load_for_scoring(
             name_or_path,
             "seq_cls",
-            num_labels=None,  # as the reward model was saved
+            device=device,
             dtype=dtype,
-            device=dev,
             attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code,
-            tokenizer=tokenizer,
         )
         if use_chat_template is None:
             use_chat_template = tokenizer.chat_template is not None

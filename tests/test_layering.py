@@ -3,7 +3,8 @@
 Every module under rewardmodels/, eval/ (installed as rewardmodels.eval) and data_builders/ (installed as
 rewardmodels.data_builders) is parsed, and every import in it, including those inside functions and
 `if TYPE_CHECKING:` blocks, is checked against the rules in RULES. A failure names the module, the line, the
-import and the rule with its reason.
+import and the rule with its reason. Every module also sits in exactly one layer of LAYERS (or in UNLAYERED,
+with its reason), so a new module is placed, and the rules cover it, from its first commit.
 
 Where export sits: `rewardmodels.export` turns a training output into a scorer directory, so it stands
 between the methods and the scorers. It may read the trainers' shared contract (`trainer_base`, `training`:
@@ -16,6 +17,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -47,14 +50,35 @@ BUILDERS = ["rewardmodels.data_builders"]
 CORE_MODULES = [
     f"rewardmodels.{name}"
     for name in (
-        "losses", "modeling", "tokenization", "packing", "collators", "logprobs", "sampling", "answers",
-        "steps", "io", "errors", "cli_common",
+        "losses", "modeling", "tokenization", "response_tokens", "packing", "collators", "logprobs",
+        "sampling", "answers", "steps", "io", "errors", "cli_common",
     )
 ]  # fmt: skip
 SCORERS = ["rewardmodels.scorers"]
+EXPORT = ["rewardmodels.export"]
+# Commands that run a scorer directory or convert a model: they must work without any training code.
+APPLICATIONS = ["rewardmodels.score", "rewardmodels.serve", "rewardmodels.convert"]
 COMMAND_TABLE = "rewardmodels.cli"
 # The two modules that run the command table: the table itself and `python -m rewardmodels`.
 ENTRY_POINTS = [COMMAND_TABLE, "rewardmodels.__main__"]
+# Every module belongs to one layer, so a new module is placed (and covered by the rules) when it is
+# written: test_every_module_has_a_layer fails on one that is in none of these and not in UNLAYERED.
+LAYERS = {
+    "core": CORE_MODULES,
+    "training": TRAINER_MODULES + ["rewardmodels.config"],  # config: the training runs' argument dataclasses
+    "scorers": SCORERS,
+    "export": EXPORT,
+    "applications": APPLICATIONS,
+    "eval": EVAL,
+    "builders": BUILDERS,
+}
+# Modules that may import every layer, each with its reason.
+UNLAYERED = {
+    "rewardmodels": "the package root: re-exports load_scorer lazily, imports nothing at import time",
+    "rewardmodels.cli": "the command table: dispatches to every command",
+    "rewardmodels.__main__": "`python -m rewardmodels`: runs the command table",
+    "rewardmodels.demo": "the end-to-end demo: trains, exports and evaluates, so it uses every layer",
+}
 
 
 @dataclass(frozen=True)
@@ -96,9 +120,15 @@ RULES = [
     ),
     Rule(
         "export imports no method package or eval",
-        ("rewardmodels.export",),
+        tuple(EXPORT),
         (*METHOD_PACKAGES, *EVAL),
         "export is generic over methods: it reads the training manifest, never a method's code",
+    ),
+    Rule(
+        "applications import no trainer",
+        tuple(APPLICATIONS),
+        tuple(TRAINER_MODULES),
+        "score, serve and convert run scorer directories and models; they must run without training code",
     ),
     Rule(
         "no library module imports the command table",
@@ -230,3 +260,59 @@ def test_the_checker_resolves_relative_and_submodule_imports():
     assert violations("rewardmodels.packing.layout", ok) == []
     bad = imported_modules("import rewardmodels.eval.report\n", "rewardmodels.packing.layout", False)
     assert len(violations("rewardmodels.packing.layout", bad)) == 1
+
+
+def test_every_module_has_a_layer():
+    unplaced = [
+        module
+        for module in source_modules()
+        if module not in UNLAYERED and not any(within(module, prefixes) for prefixes in LAYERS.values())
+    ]
+    assert not unplaced, (
+        f"modules in no layer: {unplaced}. Add each to one of the lists of tests/test_layering.py "
+        "(CORE_MODULES, METHOD_PACKAGES, SCORERS, APPLICATIONS, ...) so the import rules cover it, or to "
+        "UNLAYERED with the reason it may import every layer"
+    )
+
+
+def test_a_module_in_no_layer_is_reported(monkeypatch):
+    real = source_modules()
+    with_new = {**real, "rewardmodels.newthing": real["rewardmodels"]}
+    monkeypatch.setitem(globals(), "source_modules", lambda: with_new)
+    with pytest.raises(AssertionError, match=r"modules in no layer: \['rewardmodels.newthing'\]"):
+        test_every_module_has_a_layer()
+
+
+def test_layers_do_not_overlap():
+    placed: dict[str, list[str]] = {}
+    for layer, prefixes in LAYERS.items():
+        for module in source_modules():
+            if within(module, prefixes):
+                placed.setdefault(module, []).append(layer)
+    assert {m: layers for m, layers in placed.items() if len(layers) > 1} == {}
+    assert not [m for m in UNLAYERED if m in placed]
+
+
+def _flagged(importer: str, source: str) -> list[str]:
+    """The names of the rules `source`, written in module `importer`, breaks."""
+    found = violations(importer, imported_modules(source, importer, False))
+    return [v.split(" [")[1].split(":")[0] for v in found]
+
+
+def test_response_tokens_trainer_config_and_the_sampling_package_are_placed():
+    # response_tokens is core: it may not reach up into eval
+    assert _flagged("rewardmodels.response_tokens", "from rewardmodels.eval import report\n") == [
+        "core imports no method, eval or builder"
+    ]
+    # sampling is a core package: a module inside it is covered too, and may not import a builder
+    builder = "from rewardmodels.data_builders import mc_labeller\n"
+    assert _flagged("rewardmodels.sampling.local", builder) == ["core imports no method, eval or builder"]
+    assert "rewardmodels.sampling.local" in source_modules()
+    # trainer_config is training code: eval, scorers, core and applications may not import it
+    config = "from rewardmodels.trainer_config import RewardConfigBase\n"
+    assert _flagged("rewardmodels.eval.report", config) == ["eval imports no trainer"]
+    assert _flagged("rewardmodels.scorers.prm", config) == ["scorers import no trainer or eval"]
+    assert _flagged("rewardmodels.losses", config) == ["core imports no method, eval or builder"]
+    assert _flagged("rewardmodels.score", config) == ["applications import no trainer"]
+    # ... while a method room may
+    assert _flagged("rewardmodels.bt.config", config) == []

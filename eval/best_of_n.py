@@ -66,23 +66,23 @@ def load_candidates(path: str) -> list[dict]:
 
 def judge(problem: dict) -> tuple[list[bool], list[int | None]]:
     """Per candidate: whether its answer matches the gold one, and an answer group (None: no answer found).
-    Two candidates share a group when math-verify finds their answers equal."""
-    from math_verify import parse, verify
-
-    from rewardmodels.answers import parse_gold
+    Answers are extracted and compared as the MC labeller does (`rewardmodels.answers`); two candidates share
+    a group when their answers match."""
+    from rewardmodels.answers import answers_match, parse_answer, parse_gold
 
     gold = parse_gold(problem["answer"])
     correct, groups = [], []
     reps: list[tuple[str, list]] = []  # (extracted string, parsed) of each group's first member
     for text in problem["candidates"]:
-        pred = parse(text)
-        correct.append(bool(gold) and bool(pred) and bool(verify(gold, pred)))
+        pred = parse_answer(text)
+        correct.append(answers_match(gold, pred))
         if not pred:
             groups.append(None)
             continue
         label = str(pred[-1])
         group = next(
-            (g for g, (rep_label, rep) in enumerate(reps) if rep_label == label or verify(rep, pred)), None
+            (g for g, (rep_label, rep) in enumerate(reps) if rep_label == label or answers_match(rep, pred)),
+            None,
         )
         if group is None:
             reps.append((label, pred))

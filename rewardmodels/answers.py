@@ -91,16 +91,21 @@ def parse_answer(text: str):
     return parse_gold(answer) if answer is not None else parse(text)
 
 
+def answers_match(reference, answer) -> bool:
+    """Whether two parsed answers (`parse_gold`, `parse_answer`) are one answer by math-verify, `reference`
+    being the gold one; an empty parse (no answer found) matches nothing."""
+    from math_verify import verify
+
+    return bool(reference) and bool(answer) and bool(verify(reference, answer))
+
+
 def is_correct(text: str, gold) -> bool:
     """Whether the final answer in `text` matches `gold` (a string or an already parsed gold), by math-verify.
     A text in which no answer is found is not correct."""
-    from math_verify import verify
-
     gold_parsed = parse_gold(gold) if isinstance(gold, str) else gold
     if not gold_parsed:
         return False
-    pred = parse_answer(text)
-    return bool(pred) and bool(verify(gold_parsed, pred))
+    return answers_match(gold_parsed, parse_answer(text))
 
 
 def split_solution(text: str, split: str = STEP_JOIN, max_steps: int | None = None) -> list[str]:

@@ -50,6 +50,18 @@ def test_answer_groups_use_math_verify():
     assert bon.judge(B) == ([True, True, False, False], [0, 0, None, 1])
 
 
+def test_answers_are_extracted_as_the_mc_labeller_extracts_them():
+    from rewardmodels.answers import is_correct
+
+    # The stated answer is 7; math-verify alone, reading the whole text, would take the later 4.
+    stated = {
+        "answer": "7",
+        "candidates": ["The answer is 7. We check that 2 + 2 = 4.", "# Answer\n\n7\n\nso 4 is wrong", "4"],
+    }
+    assert bon.judge(stated) == ([True, True, False], [0, 0, 1])
+    assert [is_correct(c, "7") for c in stated["candidates"]] == [True, True, False]
+
+
 def test_hand_built_accuracies(tmp_path):
     problems = [dict(A), dict(B)]
     results = bon.run(TableScorer(), problems, tmp_path, title="table")

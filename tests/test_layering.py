@@ -51,7 +51,7 @@ CORE_MODULES = [
     f"rewardmodels.{name}"
     for name in (
         "losses", "modeling", "tokenization", "response_tokens", "packing", "collators", "logprobs",
-        "sampling", "answers", "steps", "io", "errors", "cli_common", "fingerprints",
+        "sampling", "answers", "steps", "io", "errors", "cli_common", "fingerprints", "verification",
     )
 ]  # fmt: skip
 SCORERS = ["rewardmodels.scorers"]

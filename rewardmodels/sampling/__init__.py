@@ -32,7 +32,13 @@ from rewardmodels.sampling.endpoint import (
     api_key_from_env,
     top_logprobs,
 )
-from rewardmodels.sampling.local import HFGenerator, SeededNucleusSampler, cut_at_stop, generator_fingerprint
+from rewardmodels.sampling.local import (
+    HFGenerator,
+    SeededNucleusSampler,
+    cut_at_stop,
+    generator_fingerprint,
+    render_prompt,
+)
 
 __all__ = [
     "CACHE_SCHEMA_VERSION",
@@ -57,6 +63,7 @@ __all__ = [
     "open_generator",
     "open_sampler",
     "prompt_identity",
+    "render_prompt",
     "sample_key",
     "sample_seed",
     "top_logprobs",

@@ -31,6 +31,21 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[: min(cuts)] if cuts else text
 
 
+def render_prompt(tokenizer, prompt: Prompt, name: str = "the generator") -> str:
+    """The text a local model reads for a prompt: text as it is; a chat through the tokenizer's chat template,
+    with the generation prompt, and a final assistant message's text appended to be continued. A trainer
+    that fine-tunes on what the generator will be prompted with renders through this too."""
+    if isinstance(prompt, str):
+        return prompt
+    if not tokenizer.chat_template:
+        raise ValueError(
+            f"{name}: the tokenizer has no chat template, so a chat prompt cannot be rendered; pass the "
+            "prompt as text"
+        )
+    head, tail = (prompt[:-1], prompt[-1]["content"]) if continues_final_message(prompt) else (prompt, "")
+    return tokenizer.apply_chat_template(head, tokenize=False, add_generation_prompt=True) + tail
+
+
 class SeededNucleusSampler:
     """A logits processor that samples row r's next token from its own generator seeded with `seeds[r]`, and
     hands greedy decoding a score row where only that token is finite.
@@ -106,18 +121,8 @@ class HFGenerator:
         return cls(model, tokenizer, generator_fingerprint(name_or_path, path), batch_size)
 
     def render(self, prompt: Prompt) -> str:
-        """The text the model reads: text as it is; a chat through the tokenizer's chat template, with the
-        generation prompt, and a final assistant message's text appended to be continued."""
-        if isinstance(prompt, str):
-            return prompt
-        if not self.tokenizer.chat_template:
-            raise ValueError(
-                f"{self.fingerprint}: the tokenizer has no chat template, so a chat prompt cannot be "
-                "rendered; pass the prompt as text"
-            )
-        head, tail = (prompt[:-1], prompt[-1]["content"]) if continues_final_message(prompt) else (prompt, "")
-        text = self.tokenizer.apply_chat_template(head, tokenize=False, add_generation_prompt=True)
-        return text + tail
+        """The text the model reads (`render_prompt`)."""
+        return render_prompt(self.tokenizer, prompt, self.fingerprint)
 
     def build_prompt(self, problem: str, prefix: Sequence[str], params: SamplingParams) -> str:
         messages = math_prompt(problem, prefix, params.instruction)

@@ -4,7 +4,7 @@ through `rewardmodels.modeling.load_backbone`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -14,6 +14,7 @@ from torch import nn
 from rewardmodels.modeling import load_backbone, load_tokenizer, pick_device, pick_dtype  # noqa: F401
 from rewardmodels.packing import PackUnit
 from rewardmodels.scorers.capabilities import ScoresTexts
+from rewardmodels.scorers.reward_funcs import make_reward_func  # noqa: F401 (lives there; re-exported)
 from rewardmodels.tokenization import shared_prefix_length
 
 MANIFEST_NAME = "reward_model.json"
@@ -99,13 +100,3 @@ def split_into_groups(values: Sequence, groups: Sequence[Sequence]) -> list[list
         out.append(list(values[start : start + len(group)]))
         start += len(group)
     return out
-
-
-def make_reward_func(score: Callable[[list, list], list[float]], name: str) -> Callable[..., list[float]]:
-    """Adapt a scorer to TRL's GRPO reward-function signature: f(prompts, completions, **kwargs)."""
-
-    def reward_func(prompts, completions, **kwargs) -> list[float]:
-        return score(list(prompts), list(completions))
-
-    reward_func.__name__ = name
-    return reward_func

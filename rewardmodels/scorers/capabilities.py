@@ -9,6 +9,9 @@ are optional, and each is a faster or richer path that a caller prefers when it 
 - `ScoresTokenIds`: `encode(prompts, responses)` gives token-id sequences in the scorer's own format
   (chat template, truncation); `score_ids(sequences)` scores them. Lets a caller tokenize once and
   deduplicate identical sequences.
+- `EncodesRenderedText`: `encode_rendered(texts)` gives token-id sequences for texts already rendered in the
+  scorer's format (an RL loop's decoded prompt + response, special tokens kept), cut as `encode` cuts, for
+  `score_ids`. What a server needs to score OpenRLHF's pre-formatted `query` texts.
 - `ScoresGroups`: `score_groups_ids(groups)` scores groups of encoded sequences that share a prompt, so the
   scorer can run the shared prompt once (tree packing).
 - `ScoresSteps`: `score_steps(prompts, steps)` gives one score per step, NaN for a step it could not score
@@ -23,6 +26,8 @@ Attributes a scorer may declare, so callers read them without probing:
 - `ReportsTruncation`: `last_truncated`, after each `encode`, says which of its sequences were cut.
 - `RunsOnDevice`: `device`, where the scorer's forwards run (a torch.device or a string such as "cpu").
 - `PrefersBatchSize`: `preferred_batch_size`, sequences per forward off CPU when the caller names none.
+- `SplitsResponses`: `response_step_split`, where a step scorer cuts a whole response into steps (what its
+  `score` does), so a caller can re-aggregate `score_steps` with another rule.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ class ScoresTokenIds(Protocol):
     def encode(self, prompts: Sequence, responses: Sequence) -> list[list[int]]: ...
 
     def score_ids(self, sequences: list[list[int]], batch_size: int = 16) -> list[float]: ...
+
+
+@runtime_checkable
+class EncodesRenderedText(Protocol):
+    def encode_rendered(self, texts: Sequence[str]) -> list[list[int]]: ...
 
 
 @runtime_checkable
@@ -86,9 +96,15 @@ class PrefersBatchSize(Protocol):
     preferred_batch_size: int
 
 
+@runtime_checkable
+class SplitsResponses(Protocol):
+    response_step_split: str
+
+
 __all__ = [
     "ScoresTexts",
     "ScoresTokenIds",
+    "EncodesRenderedText",
     "ScoresGroups",
     "ScoresSteps",
     "PredictsFirstError",
@@ -96,4 +112,5 @@ __all__ = [
     "ReportsTruncation",
     "RunsOnDevice",
     "PrefersBatchSize",
+    "SplitsResponses",
 ]

@@ -42,9 +42,9 @@ from rewardmodels.scorers.base import (
     group_trees,
     length_sorted_batches,
     load_for_scoring,
-    make_reward_func,
     split_into_groups,
 )
+from rewardmodels.scorers.reward_funcs import reward_function
 
 logger = logging.getLogger(__name__)
 
@@ -236,8 +236,9 @@ class DPOScorer:
     def score(self, prompts: Sequence, responses: Sequence, batch_size: int = 8) -> list[float]:
         return self.score_ids(self.encode(prompts, responses), batch_size)
 
-    def as_reward_func(self, batch_size: int = 8):
-        return make_reward_func(lambda p, c: self.score(p, c, batch_size), "dpo_implicit_reward")
+    def as_reward_func(self, **options):
+        """A TRL reward function (`scorers.reward_funcs.reward_function`: clip, batch_size, asynchronous)."""
+        return reward_function(self, name="dpo_implicit_reward", **options)
 
 
 def _load_models(

@@ -16,7 +16,8 @@ import torch
 
 from rewardmodels.collators import PaddedStepCollator
 from rewardmodels.modeling import rewards_at
-from rewardmodels.scorers.base import length_sorted_batches, load_for_scoring, make_reward_func
+from rewardmodels.scorers.base import length_sorted_batches, load_for_scoring
+from rewardmodels.scorers.reward_funcs import reward_function
 from rewardmodels.steps import AGGREGATIONS, aggregate, split_response, step_probabilities
 from rewardmodels.tokenization import separator_ids, step_prompt_ids, tokenize_steps
 
@@ -120,8 +121,8 @@ class PRMScorer:
         steps = [split_response(r, self.response_step_split) for r in responses]
         return [aggregate(p, self.aggregation) for p in self.score_steps(prompts, steps, batch_size)]
 
-    def as_reward_func(self, batch_size: int = 16):
-        def score(prompts, completions):
-            return self.score(prompts, completions, batch_size)
-
-        return make_reward_func(score, f"prm_{Path(str(self.manifest.get('base_model', 'scorer'))).name}")
+    def as_reward_func(self, **options):
+        """A TRL reward function (`scorers.reward_funcs.reward_function`: aggregation, clip, batch_size,
+        asynchronous); without `aggregation`, the scorer's own."""
+        name = f"prm_{Path(str(self.manifest.get('base_model', 'scorer'))).name}"
+        return reward_function(self, name=name, **options)

@@ -14,9 +14,9 @@ from rewardmodels.scorers.base import (
     group_trees,
     length_sorted_batches,
     load_for_scoring,
-    make_reward_func,
     split_into_groups,
 )
+from rewardmodels.scorers.reward_funcs import reward_function
 from rewardmodels.tokenization import render_ids, truncate_sequence
 
 
@@ -160,9 +160,31 @@ class SequenceScorer:
             return scores
         return [(s - mean) / std for s in scores]
 
-    def as_reward_func(self, normalize: bool = False, batch_size: int = 16):
-        def score(prompts, completions):
-            values = self.score(prompts, completions, batch_size)
-            return self.normalize(values) if normalize else values
+    def encode_rendered(self, texts: Sequence[str]) -> list[list[int]]:
+        """Ids of texts already rendered in this scorer's format (an RL loop's decoded prompt + response, special
+        tokens written out): tokenized without adding special tokens, this tokenizer's pad stripped from both
+        ends, EOS appended in the plain format as `tokenize_text` does, cut to max_length from the left."""
+        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        encoded, flags = [], []
+        for text in texts:
+            ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            start, end = 0, len(ids)
+            while start < end and ids[start] == pad:
+                start += 1
+            while end > start and ids[end - 1] == pad:
+                end -= 1
+            ids = ids[start:end]
+            if not self.use_chat_template and eos is not None and (not ids or ids[-1] != eos):
+                ids.append(eos)
+            ids, cut = truncate_sequence(ids, self.max_length)
+            self.truncated += cut
+            flags.append(cut)
+            encoded.append(ids)
+        self.last_truncated = flags
+        return encoded
 
-        return make_reward_func(score, f"rm_{Path(str(self.manifest.get('base_model', 'scorer'))).name}")
+    def as_reward_func(self, **options):
+        """A TRL reward function (`scorers.reward_funcs.reward_function`: normalize, clip, batch_size,
+        asynchronous)."""
+        name = f"rm_{Path(str(self.manifest.get('base_model', 'scorer'))).name}"
+        return reward_function(self, name=name, **options)

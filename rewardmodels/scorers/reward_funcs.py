@@ -1,0 +1,203 @@
+"""Scorers as reward functions for RL loops: TRL `GRPOTrainer(reward_funcs=...)`, or any loop that calls
+f(prompts, completions).
+
+`reward_function(scorer, ...)` is the one adapter; every kind's `as_reward_func(**options)` returns it. The
+call contract is TRL 1.x's: `f(prompts=, completions=, completion_ids=, **kwargs) -> list[float | None]`.
+
+- `prompts`, `completions`: plain strings, or chat messages (TRL's conversational format: a prompt is a
+  message list, a completion the list holding the assistant's message). The scorer renders them in its own
+  format, so `completion_ids` (the policy's tokens, in the policy's vocabulary) and every other keyword
+  (dataset columns, `trainer_state`, `log_metric`, ...) are accepted and not read.
+- One value per completion, in order, from one batched call of the scorer. `None` where the scorer could not
+  score a completion (its score is NaN: a PRM response whose every step lies beyond max_length); TRL reads
+  `None` as "this function does not score that sample".
+- `asynchronous=True` gives an `async def` function that scores in a worker thread, so TRL runs it
+  concurrently with its other async reward functions. Calls into one scorer hold that scorer's lock, so two
+  reward functions of one scorer never enter its model from two threads at once.
+
+The options act on each score r, in this order:
+
+  aggregation a  (step scorers) r = a(p_1, ..., p_k), the step probabilities of the completion cut into
+                 steps at the scorer's `response_step_split` (`steps.aggregate` states min, prod, last, mean)
+  normalize      r = (r - mean) / std, with the reward statistics the manifest recorded at export
+                 (the scorer's `NormalizesScores.normalize`)
+  clip (lo, hi)  r = min(max(r, lo), hi); a single number c means (-c, c), None leaves that side open
+
+Options a scorer cannot honour are refused when the function is made, not at the first training step.
+A new scorer kind needs: `score` (ScoresTexts), and for the options `normalize` (NormalizesScores) and
+`score_steps` plus a `response_step_split` attribute (ScoresSteps, SplitsResponses); its `as_reward_func`
+is `return reward_function(self, name=..., **options)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rewardmodels.scorers.capabilities import NormalizesScores, ScoresSteps, SplitsResponses
+from rewardmodels.steps import AGGREGATIONS, aggregate, split_response
+
+Clip = tuple[float | None, float | None]
+
+
+def parse_clip(clip: float | Sequence[float | None] | None) -> Clip | None:
+    """None, a bound c > 0 meaning (-c, c), or a (lo, hi) pair with either side None; lo <= hi."""
+    if clip is None:
+        return None
+    if isinstance(clip, (int, float)):
+        if not clip > 0:
+            raise ValueError(f"clip: a single bound c means (-c, c) and must be > 0, got {clip}")
+        return (-float(clip), float(clip))
+    if len(clip) != 2:
+        raise ValueError(f"clip: give c or (lo, hi), got {clip!r}")
+    lo, hi = (None if v is None else float(v) for v in clip)
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"clip: lo {lo} is above hi {hi}")
+    return (lo, hi)
+
+
+def clip_value(value: float, clip: Clip | None) -> float:
+    """min(max(value, lo), hi), an open side (None) not applied; NaN stays NaN."""
+    if clip is None or math.isnan(value):
+        return value
+    lo, hi = clip
+    if lo is not None:
+        value = max(value, lo)
+    if hi is not None:
+        value = min(value, hi)
+    return value
+
+
+@dataclass(frozen=True)
+class RewardOptions:
+    """What a reward function does to the scorer's scores (the module docstring gives the order)."""
+
+    normalize: bool = False
+    clip: Clip | None = None
+    aggregation: str | None = None
+    batch_size: int | None = None  # sequences per forward; None: the scorer's own default
+
+    def check(self, scorer) -> None:
+        """ValueError naming the option a scorer cannot honour."""
+        kind = scorer.kind
+        if self.normalize and not isinstance(scorer, NormalizesScores):
+            raise ValueError(f"normalize: this {kind} scorer has no reward statistics to normalise with")
+        if self.aggregation is not None:
+            if self.aggregation not in AGGREGATIONS:
+                raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+            if not (isinstance(scorer, ScoresSteps) and isinstance(scorer, SplitsResponses)):
+                raise ValueError(f"aggregation: this {kind} scorer does not score steps")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+def raw_scores(scorer, prompts: Sequence, completions: Sequence, options: RewardOptions) -> list[float]:
+    """The scorer's scores, before normalisation and clipping: `score`, or with an aggregation, the
+    aggregated `score_steps` of each completion cut at the scorer's `response_step_split`."""
+    batch = {} if options.batch_size is None else {"batch_size": options.batch_size}
+    if options.aggregation is None:
+        return [float(v) for v in scorer.score(prompts, completions, **batch)]
+    steps = [split_response(c, scorer.response_step_split) for c in completions]
+    return [aggregate(p, options.aggregation) for p in scorer.score_steps(prompts, steps, **batch)]
+
+
+def finish_scores(scorer, values: Sequence[float], options: RewardOptions) -> list[float | None]:
+    """normalize, then clip; a NaN score (unscorable) becomes None."""
+    values = list(values)
+    if options.normalize:
+        values = [float(v) for v in scorer.normalize(values)]
+    return [None if math.isnan(v) else clip_value(v, options.clip) for v in values]
+
+
+def score_completions(
+    scorer, prompts: Sequence, completions: Sequence, options: RewardOptions
+) -> list[float | None]:
+    """One reward per completion, as a reward function returns it."""
+    prompts, completions = list(prompts), list(completions)
+    if len(prompts) != len(completions):
+        raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+    if not completions:
+        return []
+    return finish_scores(scorer, raw_scores(scorer, prompts, completions, options), options)
+
+
+# One lock per scorer object: every reward function of that scorer takes it around its model calls.
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def scorer_lock(scorer) -> threading.Lock:
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(scorer)
+        if lock is None:
+            lock = _LOCKS[scorer] = threading.Lock()
+        return lock
+
+
+def make_reward_func(
+    score: Callable[[list, list], list[float]], name: str, asynchronous: bool = False
+) -> Callable:
+    """A plain `score(prompts, completions)` callable behind TRL's signature: lengths checked, NaN -> None,
+    keywords accepted and ignored; `asynchronous` runs it in a worker thread."""
+
+    def call(prompts, completions) -> list[float | None]:
+        prompts, completions = list(prompts), list(completions)
+        if len(prompts) != len(completions):
+            raise ValueError(f"{name}: {len(prompts)} prompts but {len(completions)} completions")
+        values = [float(v) for v in score(prompts, completions)] if completions else []
+        if len(values) != len(completions):
+            raise ValueError(f"{name}: {len(values)} scores for {len(completions)} completions")
+        return [None if math.isnan(v) else v for v in values]
+
+    if asynchronous:
+
+        async def reward_func(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
+            return await asyncio.to_thread(call, prompts, completions)
+
+    else:
+
+        def reward_func(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
+            return call(prompts, completions)
+
+    reward_func.__name__ = reward_func.__qualname__ = name
+    return reward_func
+
+
+def reward_function(
+    scorer,
+    *,
+    name: str | None = None,
+    normalize: bool = False,
+    clip: float | Sequence[float | None] | None = None,
+    aggregation: str | None = None,
+    batch_size: int | None = None,
+    asynchronous: bool = False,
+) -> Callable:
+    """`scorer` as a TRL reward function (the module docstring states the contract and the options)."""
+    options = RewardOptions(normalize, parse_clip(clip), aggregation, batch_size)
+    options.check(scorer)
+    lock = scorer_lock(scorer)
+
+    def score(prompts: list, completions: list) -> list[float]:
+        with lock:
+            values = score_completions(scorer, prompts, completions, options)
+        return [math.nan if v is None else v for v in values]
+
+    return make_reward_func(score, name or f"{scorer.kind}_reward", asynchronous)
+
+
+__all__ = [
+    "RewardOptions",
+    "clip_value",
+    "finish_scores",
+    "make_reward_func",
+    "parse_clip",
+    "raw_scores",
+    "reward_function",
+    "score_completions",
+    "scorer_lock",
+]

@@ -81,3 +81,41 @@ def token_ce_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tenso
     if not mask.any():
         return logits.sum() * 0.0
     return F.cross_entropy(logits[mask].float(), targets[mask].long())
+
+
+# ---- implicit process rewards (Yuan et al. 2024, "Free Process Rewards without Process Labels") ------------
+
+
+def implicit_token_rewards(
+    policy_logps: torch.Tensor, reference_logps: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """Per response token t: beta * (log pi_theta(y_t | y_<t) - log pi_ref(y_t | y_<t)), in float64.
+
+    Their running sum is the token value q_t = sum_{i <= t} of these, and a step's reward r_k is their sum
+    over the step's tokens (q at the end of step k minus q at the end of step k - 1)."""
+    return beta * (policy_logps.double() - reference_logps.double())
+
+
+def implicit_rewards(
+    policy_logp_sums: torch.Tensor, reference_logp_sums: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """Per response: r_theta(y) = beta * (sum_t log pi_theta(y_t | y_<t) - sum_t log pi_ref(y_t | y_<t)),
+    the log-probabilities *summed* over the response tokens (not averaged), in float64."""
+    return beta * (policy_logp_sums.double() - reference_logp_sums.double())
+
+
+def implicit_ce_losses(rewards: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per response, the cross-entropy objective on outcome labels l in [0, 1] (soft labels allowed):
+    BCE(sigmoid(r), l) = -(l * log sigmoid(r) + (1 - l) * log sigmoid(-r)), unreduced."""
+    return F.binary_cross_entropy_with_logits(rewards, labels.to(rewards.dtype), reduction="none")
+
+
+def implicit_ce_loss(rewards: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over responses of `implicit_ce_losses`."""
+    return implicit_ce_losses(rewards, labels).mean()
+
+
+def implicit_dpo_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> torch.Tensor:
+    """The DPO objective on implicit rewards, mean over pairs of -log sigmoid(r_theta(y_w) - r_theta(y_l)):
+    `bradley_terry_loss` applied to r_theta, whose beta and reference terms make it DPO."""
+    return bradley_terry_loss(chosen_rewards, rejected_rewards)

@@ -7,6 +7,11 @@ from rewardmodels.losses import (
     bradley_terry_loss,
     bradley_terry_losses,
     center_rewards_penalty,
+    implicit_ce_loss,
+    implicit_ce_losses,
+    implicit_dpo_loss,
+    implicit_rewards,
+    implicit_token_rewards,
     preference_and_tie_loss,
     tie_loss,
     tie_losses,
@@ -99,3 +104,35 @@ def test_empty_mask_gives_zero_with_gradient():
     loss = token_bce_loss(logits, torch.tensor([[1.0]]), torch.tensor([[False]]))
     loss.backward()
     assert loss.item() == 0.0 and logits.grad is not None
+
+
+# ---- implicit PRM --------------------------------------------------------------------------------------------
+
+
+def test_implicit_rewards_by_hand():
+    # beta 0.05: 0.05 * (-10 - -12) = 0.1 ; 0.05 * (-4 - -4) = 0 ; summed log-probs, float64
+    rewards = implicit_rewards(torch.tensor([-10.0, -4.0]), torch.tensor([-12.0, -4.0]), 0.05)
+    assert rewards.dtype == torch.float64
+    assert rewards.tolist() == pytest.approx([0.1, 0.0], abs=1e-15)
+    # per token, beta 0.5: 0.5 * (-1 - -1.5) = 0.25 ; 0.5 * (-2 - -1) = -0.5
+    tokens = implicit_token_rewards(torch.tensor([-1.0, -2.0]), torch.tensor([-1.5, -1.0]), 0.5)
+    assert tokens.tolist() == [0.25, -0.5]
+    assert tokens.sum().item() == implicit_rewards(torch.tensor(-3.0), torch.tensor(-2.5), 0.5).item()
+
+
+def test_implicit_ce_loss_by_hand():
+    # r = 0, label 1: -log sigmoid(0) = ln 2 ; r = ln 3, label 0: -log(1 - 3/4) = ln 4 ; mean 1.5 ln 2
+    rewards = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64)
+    labels = torch.tensor([1.0, 0.0])
+    assert implicit_ce_losses(rewards, labels).tolist() == pytest.approx([math.log(2), math.log(4)])
+    assert implicit_ce_loss(rewards, labels).item() == pytest.approx(1.5 * math.log(2))
+    # a soft label 0.25 at r = ln 3: -(0.25 log 3/4 + 0.75 log 1/4)
+    soft = implicit_ce_loss(rewards[1:], torch.tensor([0.25])).item()
+    assert soft == pytest.approx(-(0.25 * math.log(0.75) + 0.75 * math.log(0.25)))
+
+
+def test_implicit_dpo_loss_by_hand():
+    # r_w - r_l = ln 3 in one pair, 0 in the other: (ln 4/3 + ln 2) / 2
+    chosen = torch.tensor([math.log(3.0) + 0.2, 0.7], dtype=torch.float64)
+    rejected = torch.tensor([0.2, 0.7], dtype=torch.float64)
+    assert implicit_dpo_loss(chosen, rejected).item() == pytest.approx((math.log(4 / 3) + math.log(2)) / 2)

@@ -80,6 +80,26 @@ def _block_groups(plan: torch.Tensor, width: int) -> tuple[list[_BlockGroup], to
     return built, source
 
 
+def _cached_block_groups(plan: torch.Tensor, width: int, device) -> tuple[list[_BlockGroup], torch.Tensor]:
+    """`_block_groups` on `device`, built once per batch (the same plan tensor reaches every layer, and the
+    recomputation under gradient checkpointing) and kept on the plan tensor itself.
+
+    The gather plan is built with inference mode switched off: a plan built inside `torch.inference_mode()`
+    (a frozen reference's pass over the batch) would hold inference tensors, which a later gradient pass over
+    the same batch may not save for backward. Ordinary tensors serve both kinds of pass.
+    """
+    cached = getattr(plan, "_rm_groups", None)
+    if cached is None:
+        with torch.inference_mode(False):
+            groups, source = _block_groups(plan.cpu(), width)
+            groups = [
+                _BlockGroup(g.q_index.to(device), g.k_index.to(device), g.mask.to(device)) for g in groups
+            ]
+            cached = (groups, source.to(device))
+        plan._rm_groups = cached
+    return cached
+
+
 def _bottom_right_causal(n_q: int, n_k: int, device) -> torch.Tensor:
     """Query i (of the last n_q positions) sees keys 0 .. n_k - n_q + i."""
     q = torch.arange(n_q, device=device)[:, None]
@@ -127,18 +147,7 @@ def segmented_sdpa_forward(
             "the segmented kernel supports neither sliding windows nor softcap; use packing 'mask'"
         )
     rows, heads, width, dim = query.shape
-    # Built once per batch (the same plan tensor reaches every layer, and the recomputation under gradient
-    # checkpointing) and kept on the tensor itself.
-    cached = getattr(plan, "_rm_groups", None)
-    if cached is None:
-        groups, source = _block_groups(plan.cpu(), width)
-        groups = [
-            _BlockGroup(g.q_index.to(query.device), g.k_index.to(query.device), g.mask.to(query.device))
-            for g in groups
-        ]
-        cached = (groups, source.to(query.device))
-        plan._rm_groups = cached
-    groups, source = cached
+    groups, source = _cached_block_groups(plan, width, query.device)
     groups_per_kv = getattr(module, "num_key_value_groups", 1)
     flat_q = query.transpose(1, 2).reshape(rows * width, heads, dim)
     flat_k = key.transpose(1, 2).reshape(rows * width, key.shape[1], dim)

@@ -23,6 +23,7 @@ SCORER_KINDS: dict[str, str] = {
     "bt": "rewardmodels.scorers.sequence:SequenceScorer",
     "prm": "rewardmodels.scorers.prm:PRMScorer",
     "dpo": "rewardmodels.scorers.dpo:DPOScorer",
+    "implicit_prm": "rewardmodels.scorers.implicit_prm:ImplicitPRMScorer",
 }
 # Names this package re-exports lazily, for `from rewardmodels.scorers import SequenceScorer`.
 _LAZY_CLASSES = {target.rsplit(":", 1)[1]: target for target in SCORER_KINDS.values()}

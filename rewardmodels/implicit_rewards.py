@@ -1,0 +1,85 @@
+"""Process rewards of an implicit PRM, from per-token rewards: token values, step rewards and one score per
+response. Neutral ground for the implicit-PRM trainer and scorer (neither imports the other).
+
+With per-token rewards w_t = beta * (log pi_theta(y_t|y_<t) - log pi_ref(y_t|y_<t))
+(`losses.implicit_token_rewards`) over the T response tokens:
+
+  token values   q_t = sum_{i <= t} w_i                      (q_T = r_theta(y), the outcome reward)
+  step rewards   r_k = q_{b_k} - q_{b_{k-1}} = sum of w_t over step k's tokens [b_{k-1}, b_k), b_{-1} = 0
+  step values    q at the end of step k = r_1 + ... + r_k
+
+and a response's score is one of (`STEP_AGGREGATIONS`):
+
+  last  q_T = r_theta(y): every response token, also those after the last step (an EOS)
+  min   min_k r_k: the response is as good as its worst step (the authors' best-of-N choice)
+  sum   sum_k r_k = q at the end of the last step
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from rewardmodels.logprobs import step_sums
+
+STEP_AGGREGATIONS = ("last", "min", "sum")
+
+
+def token_values(token_rewards: torch.Tensor) -> torch.Tensor:
+    """q_t = sum_{i <= t} w_i for every response token, float64."""
+    return token_rewards.cumsum(0, dtype=torch.float64)
+
+
+def step_rewards(token_rewards: torch.Tensor, boundaries: Sequence[int]) -> torch.Tensor:
+    """r_k = sum of w_t over the tokens of step k (`logprobs.step_sums`, boundaries as it takes them)."""
+    return step_sums(token_rewards, boundaries)
+
+
+def step_values(token_rewards: torch.Tensor, boundaries: Sequence[int]) -> torch.Tensor:
+    """q at the end of every step: r_1 + ... + r_k, float64."""
+    return step_rewards(token_rewards, boundaries).cumsum(0)
+
+
+def aggregate_steps(rewards: Sequence[float], outcome: float, how: str) -> float:
+    """One score from step rewards r_1..r_K (NaN entries, steps that could not be scored, left out) and the
+    outcome reward q_T: `last` -> q_T, `min` -> min_k r_k, `sum` -> sum_k r_k; NaN when no step is scored
+    (min, sum)."""
+    if how not in STEP_AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {STEP_AGGREGATIONS}, got {how!r}")
+    if how == "last":
+        return float(outcome)
+    values = [float(r) for r in rewards if not math.isnan(r)]
+    if not values:
+        return float("nan")
+    return min(values) if how == "min" else math.fsum(values)
+
+
+def split_points(response: str, split: str) -> list[int]:
+    """Where each step of `response` ends, as character offsets: just after every occurrence of `split`
+    (the split belongs to the step it ends), and the end of the text. Text between two adjacent splits, or
+    blank text, is no step of its own: its characters join the step after it."""
+    if not split:
+        raise ValueError("the step split must be a non-empty string")
+    ends, at = [], 0
+    while (found := response.find(split, at)) >= 0:
+        end = found + len(split)
+        if response[at:found].strip():
+            ends.append(end)
+        at = end
+    if response[at:].strip() or not ends:
+        ends.append(len(response))
+    else:
+        ends[-1] = len(response)  # trailing splits and blanks belong to the last step
+    return ends
+
+
+__all__ = [
+    "STEP_AGGREGATIONS",
+    "aggregate_steps",
+    "split_points",
+    "step_rewards",
+    "step_values",
+    "token_values",
+]

@@ -1,0 +1,314 @@
+"""Implicit PRM scorer: process rewards from a policy's log-ratio to its reference, with no step labels.
+
+Per response token t, w_t = beta * (log pi_theta(y_t|y_<t) - log pi_ref(y_t|y_<t))
+(`losses.implicit_token_rewards`); token values, step rewards and the per-response aggregations are in
+`rewardmodels.implicit_rewards`. This scorer gives:
+
+  score / score_ids / score_groups_ids   one value per response, by the aggregation: last (default) =
+                                          q_T = r_theta(y); min = the smallest step reward; sum
+  score_steps(prompts, steps)             per step, by `step_scores`: reward = r_k (default), or
+                                          sigmoid_q = sigmoid(q at the end of step k), the value ProcessBench
+                                          thresholds in the authors' evaluation
+  token_rewards_ids(sequences)            w_t for every response token (what PRIME's online update uses)
+
+Step boundaries: `score_steps` joins the caller's steps with the manifest's `step_separator` and maps each
+step's end to tokens through the offsets of the one rendering that is scored
+(`response_tokens.encode_response`); `encode` (for score) splits a response at that separator
+(`implicit_rewards.split_points`). A step without tokens has no reward (NaN, left out of min and sum).
+
+Truncation: score paths keep a response's last max_length tokens (as the DPO scorer does); score_steps keeps
+the first max_length tokens (a step is judged by what precedes it), and steps cut off come back as NaN.
+
+The manifest names the reference (a path inside the directory, an absolute path, the embedded alias or a
+Hub id in the local cache) and its fingerprint; a missing reference, or one whose weights differ from the
+fingerprint, is refused before scoring. A reference-free scorer (`ref_free: true`) needs none.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from rewardmodels.errors import InputError
+from rewardmodels.fingerprints import model_directory, model_fingerprint
+from rewardmodels.implicit_rewards import STEP_AGGREGATIONS, aggregate_steps, split_points, step_rewards
+from rewardmodels.logprobs import (
+    LogprobBatch,
+    packed_batch,
+    padded_batch,
+    response_logprobs,
+    response_positions,
+)
+from rewardmodels.losses import implicit_token_rewards
+from rewardmodels.modeling import attn_implementation_of, load_backbone, pick_device
+from rewardmodels.packing import packing_attention_for
+from rewardmodels.response_tokens import EncodedResponse, encode_response, join_steps, keep_last_tokens
+from rewardmodels.scorers.base import (
+    MANIFEST_NAME,
+    group_batches,
+    group_trees,
+    length_sorted_batches,
+    make_reward_func,
+    split_into_groups,
+)
+
+STEP_SCORES = ("reward", "sigmoid_q")
+
+
+class ImplicitPRMScorer:
+    kind = "implicit_prm"
+    preferred_batch_size = 8  # sequences per forward off CPU when the caller names none: two models run
+
+    def __init__(
+        self,
+        policy,
+        reference,
+        tokenizer,
+        device: torch.device,
+        beta: float = 0.05,
+        aggregation: str = "last",
+        step_scores: str = "reward",
+        step_separator: str = "\n\n",
+        max_length: int = 4096,
+        use_chat_template: bool | None = None,
+        manifest: dict | None = None,
+    ):
+        if aggregation not in STEP_AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {STEP_AGGREGATIONS}, got {aggregation!r}")
+        if step_scores not in STEP_SCORES:
+            raise ValueError(f"step_scores must be one of {STEP_SCORES}, got {step_scores!r}")
+        self.policy = policy.eval()
+        self.reference = reference.eval() if reference is not None else None
+        self.tokenizer, self.device, self.beta = tokenizer, device, float(beta)
+        self.aggregation, self.step_scores, self.step_separator = aggregation, step_scores, step_separator
+        self.max_length = int(max_length)
+        self.use_chat_template = (
+            tokenizer.chat_template is not None if use_chat_template is None else bool(use_chat_template)
+        )
+        vocab = policy.get_input_embeddings().weight.shape[0]
+        pad = tokenizer.pad_token_id  # masked and after every real token: any id in the vocabulary works
+        self.pad_id = pad if pad is not None and pad < vocab else (tokenizer.eos_token_id or 0)
+        self.manifest = manifest or {"kind": self.kind, "beta": self.beta}
+        self.truncated = 0
+        self.last_truncated: list[bool] = []
+        self.unscored_steps = 0  # steps beyond max_length in score_steps, returned as NaN
+
+    @classmethod
+    def from_directory(
+        cls,
+        path,
+        manifest: dict,
+        *,
+        device=None,
+        dtype=None,
+        max_length: int | None = None,
+        attn_implementation: str | None = None,
+        aggregation: str | None = None,
+        step_scores: str | None = None,
+        reference: str | None = None,
+    ) -> ImplicitPRMScorer:
+        """An exported implicit PRM: the policy's AutoModelForCausalLM files, and the reference the manifest
+        names (or `reference`, overriding it), checked against the manifest's fingerprint. `max_length`,
+        `aggregation` and `step_scores` override the manifest's."""
+        from transformers import AutoTokenizer
+
+        ref_dir = None if manifest.get("ref_free") else check_reference(Path(path), manifest, reference)
+        dev = pick_device(device)
+
+        def load(where: str):
+            model = load_backbone(
+                where, "causal_lm", dtype=dtype, device=dev, attn_implementation=attn_implementation
+            )
+            return model.eval().requires_grad_(False)
+
+        policy = load(str(path))
+        ref_model = None
+        if ref_dir is not None:
+            ref_model = policy if Path(ref_dir).resolve() == Path(path).resolve() else load(str(ref_dir))
+            if ref_model.get_input_embeddings().weight.shape != policy.get_input_embeddings().weight.shape:
+                raise InputError(
+                    Path(path) / MANIFEST_NAME,
+                    None,
+                    "reference",
+                    "the reference's vocabulary differs from the policy's",
+                )
+        return cls(
+            policy,
+            ref_model,
+            AutoTokenizer.from_pretrained(str(path)),
+            dev,
+            beta=manifest.get("beta", 0.05),
+            aggregation=aggregation or manifest.get("aggregation", "last"),
+            step_scores=step_scores or manifest.get("step_scores", "reward"),
+            step_separator=manifest.get("step_separator", "\n\n"),
+            max_length=max_length or manifest.get("max_length") or 4096,
+            use_chat_template=manifest.get("use_chat_template"),
+            manifest=manifest,
+        )
+
+    # -- tokenization -------------------------------------------------------------------------------------
+    def encode(self, prompts: Sequence, responses: Sequence) -> list[EncodedResponse]:
+        """Ids of each prompt + response with its step boundaries (split at `step_separator`; chat-message
+        responses are one step), cut to their last max_length tokens."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        out, flags = [], []
+        for prompt, response in zip(prompts, responses, strict=True):
+            encoded = self._encode_with_steps(prompt, response)
+            encoded, cut = keep_last_tokens(encoded, self.max_length)
+            out.append(encoded)
+            flags.append(cut)
+        self.truncated += sum(flags)
+        self.last_truncated = flags
+        return out
+
+    def _encode_with_steps(self, prompt, response) -> EncodedResponse:
+        """A text response with its steps; chat messages, or a text the chat template altered (so its step
+        offsets cannot be found), as one step."""
+        if isinstance(response, str):
+            ends = split_points(response, self.step_separator)
+            try:
+                return encode_response(self.tokenizer, prompt, response, self.use_chat_template, ends)
+            except ValueError:
+                pass
+        return encode_response(self.tokenizer, prompt, response, self.use_chat_template)
+
+    # -- per-token rewards ----------------------------------------------------------------------------------
+    def _token_rewards(self, batch: LogprobBatch) -> list[torch.Tensor]:
+        """w_t per response token of every sequence of the batch, slot order, float64 on the CPU."""
+        policy = response_logprobs(self.policy, batch)
+        if self.reference is self.policy:  # the same weights twice: every ratio is exactly 0
+            return [torch.zeros(p.numel(), dtype=torch.float64) for p in policy]
+        reference = response_logprobs(self.reference, batch) if self.reference is not None else None
+        refs = reference if reference is not None else [torch.zeros_like(p) for p in policy]
+        return [implicit_token_rewards(p, r, self.beta).cpu() for p, r in zip(policy, refs, strict=True)]
+
+    @torch.inference_mode()
+    def token_rewards_ids(self, sequences: Sequence, batch_size: int = 8) -> list[torch.Tensor]:
+        """w_t for every response token of every encoded sequence (a sequence without `response_start` is
+        all response after its first token), float64 on the CPU."""
+        out: list[torch.Tensor | None] = [None] * len(sequences)
+        for batch_idx in length_sorted_batches([len(s) for s in sequences], batch_size):
+            items = [sequences[i] for i in batch_idx]
+            positions = [response_positions(s, getattr(s, "response_start", 1)) for s in items]
+            batch = padded_batch(items, positions, self.pad_id).to(self.device)
+            for i, w in zip(batch_idx, self._token_rewards(batch), strict=True):
+                out[i] = w
+        return out
+
+    def _score_of(self, sequence, rewards: torch.Tensor) -> float:
+        bounds = getattr(sequence, "step_boundaries", ()) or (rewards.numel(),)
+        steps = step_rewards(rewards, bounds).tolist()
+        starts = (0, *bounds[:-1])
+        steps = [r if end > start else math.nan for r, start, end in zip(steps, starts, bounds, strict=True)]
+        return aggregate_steps(steps, float(rewards.sum()), self.aggregation)
+
+    # -- scoring ------------------------------------------------------------------------------------------
+    def score_ids(self, sequences: list[EncodedResponse], batch_size: int = 8) -> list[float]:
+        rewards = self.token_rewards_ids(sequences, batch_size)
+        return [self._score_of(s, w) for s, w in zip(sequences, rewards, strict=True)]
+
+    @torch.inference_mode()
+    def score_groups_ids(self, groups: list[list[EncodedResponse]], batch_size: int = 8) -> list[list[float]]:
+        """Scores for groups of responses to one prompt, each group one shared-prompt tree through the
+        segmented sdpa kernel (`rewardmodels.packing`); other kernels get score_ids. Equal to score_ids' up
+        to float rounding."""
+        flat = [s for g in groups for s in g]
+        models = [m for m in (self.policy, self.reference) if m is not None]
+        kernels = {packing_attention_for(attn_implementation_of(m)) for m in models}
+        if kernels != {"segments"} or self.reference is self.policy:
+            return split_into_groups(self.score_ids(flat, batch_size), groups)
+        values = [0.0] * len(flat)
+        predicting = [[response_positions(s, s.response_start) for s in g] for g in groups]
+        units = group_trees(groups, predicting)  # a sequence's slot is its index in `flat`
+        for take in group_batches([len(u) for u in units], [len(g) for g in groups], batch_size):
+            batch = packed_batch([units[i] for i in take], self.pad_id, "segments").to(self.device)
+            for slot, w in zip(batch.slots, self._token_rewards(batch), strict=True):
+                values[slot] = self._score_of(flat[slot], w)
+        return split_into_groups(values, groups)
+
+    def score(self, prompts: Sequence, responses: Sequence, batch_size: int = 8) -> list[float]:
+        return self.score_ids(self.encode(prompts, responses), batch_size)
+
+    def score_steps(
+        self, prompts: Sequence, steps: Sequence[Sequence[str]], batch_size: int = 8
+    ) -> list[list[float]]:
+        """Per step: r_k (`step_scores` reward) or sigmoid(q at the end of step k) (sigmoid_q); steps that
+        do not fit in the first max_length tokens are NaN."""
+        if len(prompts) != len(steps):
+            raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
+        encoded, kept = [], []
+        for prompt, solution in zip(prompts, steps, strict=True):
+            text, ends = join_steps(list(solution), self.step_separator)
+            full = encode_response(self.tokenizer, prompt, text, self.use_chat_template, ends)
+            cut, n_steps = keep_first_tokens(full, self.max_length)
+            encoded.append(cut)
+            kept.append(n_steps)
+            self.unscored_steps += len(solution) - n_steps
+        out = [[math.nan] * len(s) for s in steps]
+        todo = [i for i, n in enumerate(kept) if n > 0]
+        rewards = self.token_rewards_ids([encoded[i] for i in todo], batch_size)
+        for i, w in zip(todo, rewards, strict=True):
+            values = step_rewards(w, encoded[i].step_boundaries[: kept[i]])
+            if self.step_scores == "sigmoid_q":
+                values = torch.sigmoid(values.cumsum(0))
+            out[i][: kept[i]] = [float(v) for v in values]
+        return out
+
+    def as_reward_func(self, batch_size: int = 8):
+        return make_reward_func(lambda p, c: self.score(p, c, batch_size), "implicit_prm_reward")
+
+
+def keep_first_tokens(encoded: EncodedResponse, max_length: int) -> tuple[EncodedResponse, int]:
+    """The first `max_length` tokens and how many steps lie wholly inside them (0 when not even one response
+    token fits)."""
+    if len(encoded) <= max_length:
+        return encoded, len(encoded.step_boundaries)
+    room = max_length - encoded.response_start
+    if room < 1:
+        return EncodedResponse(encoded[:max_length], encoded.response_start, ()), 0
+    bounds = [b for b in encoded.step_boundaries if b <= room]
+    return EncodedResponse(encoded[:max_length], encoded.response_start, bounds), len(bounds)
+
+
+def check_reference(path: Path, manifest: dict, override: str | None = None) -> Path:
+    """The reference model's directory: `override`, else the manifest's `reference` (inside the scorer
+    directory first, then as a path, alias or locally cached Hub id), else its `resolved_reference`;
+    refused when it is missing or its fingerprint differs from the manifest's `reference_fingerprint`."""
+    where = path / MANIFEST_NAME
+    names = [override] if override else [manifest.get("reference"), manifest.get("resolved_reference")]
+    names = [n for n in names if n]
+    if not names:
+        raise InputError(where, None, "reference", "names no reference model, and the scorer is not ref_free")
+    found = None
+    for name in names:
+        inside = path / name
+        try:
+            found = inside if inside.is_dir() else model_directory(name)
+            break
+        except FileNotFoundError:
+            continue
+    if found is None:
+        raise InputError(
+            where,
+            None,
+            "reference",
+            f"the reference model {names[0]!r} is missing (tried {', '.join(map(repr, names))})",
+            hint="Make it available, or load the scorer with reference=PATH.",
+        )
+    expected = manifest.get("reference_fingerprint")
+    if expected and model_fingerprint(str(found)) != expected:
+        raise InputError(
+            where,
+            None,
+            "reference_fingerprint",
+            f"the reference at {found} has other weights than the one this scorer was trained against "
+            f"(fingerprint {model_fingerprint(str(found))[:12]}..., expected {expected[:12]}...)",
+        )
+    return found
+
+
+__all__ = ["ImplicitPRMScorer", "STEP_SCORES", "check_reference", "keep_first_tokens"]

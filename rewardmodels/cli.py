@@ -15,6 +15,7 @@ COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
     "train": {
         "bt": ("rewardmodels.bt.train", "Bradley-Terry outcome reward model on preference pairs"),
         "prm": ("rewardmodels.prm.train", "step-level process reward model on stepwise rows"),
+        "implicit-prm": ("rewardmodels.implicit_prm.train", "implicit PRM from outcome labels or pairs"),
     },
     "build": {
         None: (

@@ -1,0 +1,97 @@
+"""`ImplicitPRMConfig`: an implicit PRM's objective, beta, reference and reference cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rewardmodels.implicit_rewards import STEP_AGGREGATIONS
+from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
+
+OBJECTIVES = ("ce", "dpo")
+# Single outcome sequences pack without padding; DPO pairs become shared-prompt trees. none: padded rows.
+IMPLICIT_PACKING_MODES = ("auto", "none")
+REFERENCE_FREE = "none"
+SAME_AS_BASE = "base"
+
+
+def unescape(text: str) -> str:
+    """The two-character escapes \\n and \\t (awkward to type on a command line) as the characters they
+    name."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
+@dataclass
+class ImplicitPRMConfig(RewardConfigBase):
+    """Implicit PRM: a causal LM whose reward is r(y) = beta * sum_t log pi_theta(y_t|y_<t)/pi_ref(y_t|y_<t),
+    trained on outcome labels (CE) or preference pairs (DPO); process rewards come for free."""
+
+    output_dir: str = output_dir_field("outputs/implicit_prm")
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (AdamW)."})
+    objective: str = field(
+        default="ce",
+        metadata={
+            "help": "ce: BCE(sigmoid(r(y)), label) on outcome rows (prompt, completion, label in [0, 1]); "
+            "dpo: -log sigmoid(r(y_w) - r(y_l)) on preference rows (prompt, chosen, rejected)."
+        },
+    )
+    beta: float = field(default=0.05, metadata={"help": "beta in r = beta * log-ratio (0.05 in the paper)."})
+    reference: str = field(
+        default=SAME_AS_BASE,
+        metadata={
+            "help": "pi_ref: 'base' (the same base model; under LoRA the policy with its adapters disabled, "
+            "no second copy), a model path or Hub id, or 'none' for the reference-free reward "
+            "beta * sum_t log pi_theta(y_t|y_<t)."
+        },
+    )
+    reference_cache: bool = field(
+        default=True,
+        metadata={
+            "help": "Compute the reference log-probs once, in a first inference pass, and keep them on disk "
+            "(keyed by the token ids, the reference's fingerprint and the tokenization settings); training "
+            "then never runs the reference. Off: the reference runs in every step."
+        },
+    )
+    reference_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where the reference log-prob cache lives (default: <cache root>/implicit_prm_ref)."
+        },
+    )
+    aggregation: str = field(
+        default="last",
+        metadata={
+            "help": f"What the exported scorer's score() returns ({', '.join(STEP_AGGREGATIONS)}): last = q "
+            "at the final token = r(y); min = the smallest step reward (the authors' best-of-N ranking); "
+            "sum = the sum of step rewards. Written to the manifest; a scorer can override it when loaded."
+        },
+    )
+    step_separator: str = field(
+        default="\n\n",
+        metadata={
+            "help": "How the scorer joins a caller's steps into one response (score_steps) and splits a "
+            "response into steps (score); typed escapes \\n and \\t mean newline and tab."
+        },
+    )
+    packing: str = field(
+        default="auto",
+        metadata={
+            "help": f"How sequences are batched ({', '.join(IMPLICIT_PACKING_MODES)}). auto: without padding "
+            "through the model's packed attention (DPO pairs as one tree: the prompt once, both answers "
+            "attending to it); none: padded rows. Both give the same log-probs."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_choices(
+            {"objective": OBJECTIVES, "packing": IMPLICIT_PACKING_MODES, "aggregation": STEP_AGGREGATIONS}
+        )
+        if self.beta <= 0:
+            raise ValueError(f"--beta must be positive, got {self.beta}")
+        self.step_separator = unescape(self.step_separator)
+        if not self.step_separator:
+            raise ValueError("--step_separator must not be empty")
+
+    @property
+    def reference_free(self) -> bool:
+        return self.reference == REFERENCE_FREE

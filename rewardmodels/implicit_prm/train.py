@@ -1,0 +1,171 @@
+"""`rewardmodels train implicit-prm`: an implicit PRM (a causal LM and its frozen reference) from outcome
+labels (CE) or preference pairs (DPO), from a recipe."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from rewardmodels.cli_common import setup_logging
+from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+from rewardmodels.fingerprints import model_fingerprint
+from rewardmodels.implicit_prm.config import SAME_AS_BASE, ImplicitPRMConfig
+from rewardmodels.implicit_prm.data import PADDED, ImplicitPRMCollator, drop_identical_pairs, encode_rows
+from rewardmodels.implicit_prm.ref_cache import ReferenceLogprobCache, attach_reference_logps
+from rewardmodels.implicit_prm.reference import ADAPTERS, MODEL, NONE, Reference
+from rewardmodels.implicit_prm.trainer import ImplicitPRMTrainer
+from rewardmodels.modeling import attn_implementation_of, cache_root, load_backbone, resolve_model_path
+from rewardmodels.packing import check_token_budget, packing_attention_for
+from rewardmodels.tokenization import resolve_chat_template
+from rewardmodels.training import base_manifest, final_eval, load_model, load_train_eval_rows, train_and_save
+
+logger = logging.getLogger("rewardmodels")
+HEAD = "causal_lm"
+
+
+def load_causal_tokenizer(model_args: ModelArguments):
+    """The tokenizer as saved: a causal LM is read through its log-probs, which pool nowhere, so it needs no
+    distinct pad token, and an added token would put a row into the policy's softmax that the reference
+    lacks."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(model_args.model_name_or_path)
+    return AutoTokenizer.from_pretrained(path, trust_remote_code=model_args.trust_remote_code)
+
+
+def pad_id_for(tokenizer, model) -> int:
+    """Padding is masked and sits after every real token, so any id inside the vocabulary works."""
+    vocab = model.get_input_embeddings().weight.shape[0]
+    pad = tokenizer.pad_token_id
+    return pad if pad is not None and pad < vocab else (tokenizer.eos_token_id or 0)
+
+
+def reference_name(model_args: ModelArguments, args: ImplicitPRMConfig) -> str | None:
+    if args.reference_free:
+        return None
+    return model_args.model_name_or_path if args.reference == SAME_AS_BASE else args.reference
+
+
+def build_reference(model_args: ModelArguments, args: ImplicitPRMConfig, model) -> Reference:
+    """Kinds in `implicit_prm.reference`: the adapters-disabled policy under LoRA with the base as reference,
+    otherwise a separate frozen copy (loaded like the policy), or none."""
+    if args.reference_free:
+        return Reference(NONE, model)
+    if args.reference == SAME_AS_BASE and model_args.use_lora:
+        return Reference(ADAPTERS, model)
+    copy = load_backbone(
+        reference_name(model_args, args),
+        HEAD,
+        dtype=model_args.model_dtype,
+        attn_implementation=model_args.attn_implementation,
+        trust_remote_code=model_args.trust_remote_code,
+    )
+    if copy.get_input_embeddings().weight.shape[0] != model.get_input_embeddings().weight.shape[0]:
+        raise ValueError(
+            f"reference {args.reference!r} and the policy have vocabularies of different sizes; their "
+            "log-probs cannot be compared token by token"
+        )
+    return Reference(MODEL, model, copy)
+
+
+def make_collator(args: ImplicitPRMConfig, data_args: DataArguments, model, tokenizer) -> ImplicitPRMCollator:
+    pad = pad_id_for(tokenizer, model)
+    if args.packing == "none":
+        return ImplicitPRMCollator(pad, PADDED)
+    check_token_budget(args.packing_token_budget, data_args.max_length)
+    attention = packing_attention_for(attn_implementation_of(model))
+    return ImplicitPRMCollator(pad, attention, args.packing_token_budget)
+
+
+def tokenize(tokenizer, rows, args, data_args, use_template, what: str):
+    features, cut = encode_rows(tokenizer, rows, args.objective, use_template, data_args.max_length)
+    same = 0
+    if args.objective == "dpo":
+        features, same = drop_identical_pairs(rows, features, data_args.invalid_rows == "drop", what)
+    logger.info("%d %s, %d sequences cut to max_length=%d, %d identical pairs dropped",
+                len(features), what, cut, data_args.max_length, same)  # fmt: skip
+    return features, cut
+
+
+def cache_settings(
+    model_args, data_args, args, tokenizer, use_template: bool, fingerprint: str, model
+) -> dict:
+    """Everything besides the token ids that changes a cached reference log-prob (`ref_cache`)."""
+    return {
+        "reference_fingerprint": fingerprint,
+        "tokenizer": str(getattr(tokenizer, "name_or_path", "")),
+        "vocab_size": len(tokenizer),
+        "use_chat_template": use_template,
+        "max_length": data_args.max_length,
+        "dtype": model_args.model_dtype,
+        "attn_implementation": attn_implementation_of(model),
+    }
+
+
+def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: ImplicitPRMConfig):
+    schema = "outcome" if args.objective == "ce" else "preference"
+    train_rows, eval_rows = load_train_eval_rows(data_args, schema, args.seed)
+    tokenizer = load_causal_tokenizer(model_args)
+    use_template = resolve_chat_template(data_args.use_chat_template, train_rows, tokenizer)
+    train_set, cut = tokenize(tokenizer, train_rows, args, data_args, use_template, "training rows")
+    eval_set = (
+        tokenize(tokenizer, eval_rows, args, data_args, use_template, "held-out rows")[0]
+        if eval_rows
+        else None
+    )
+    model = load_model(model_args, tokenizer, num_labels=1, seed=args.seed, head=HEAD)
+    reference = build_reference(model_args, args, model)
+    collator = make_collator(args, data_args, model, tokenizer)
+    fingerprint = None if args.reference_free else model_fingerprint(reference_name(model_args, args))
+    manifest = base_manifest("implicit_prm", model_args, data_args, use_template, head=HEAD)
+    ref = reference_name(model_args, args)
+    manifest.update(
+        {
+            "objective": args.objective,
+            "beta": args.beta,
+            "reference": ref,
+            "resolved_reference": str(Path(resolve_model_path(ref)).resolve()) if ref else None,
+            "reference_fingerprint": fingerprint,
+            "ref_free": args.reference_free,
+            "reference_kind": reference.kind,
+            "aggregation": args.aggregation,
+            "step_separator": args.step_separator,
+            "packing": collator.attention,
+            "truncated_train_sequences": cut,
+        }
+    )
+    if args.reference_cache and not args.reference_free:
+        directory = args.reference_cache_dir or cache_root() / "implicit_prm_ref"
+        settings = cache_settings(model_args, data_args, args, tokenizer, use_template, fingerprint, model)
+        cache = ReferenceLogprobCache(directory, settings)
+        model.to(args.device)
+        for name, features in (("training", train_set), ("held-out", eval_set or [])):
+            counts = attach_reference_logps(
+                features, reference, collator, args.device, cache, args.per_device_eval_batch_size
+            )
+            logger.info("reference log-probs of the %s rows: %s (cache %s)", name, counts, cache.path)
+        reference.release()  # a separate reference copy is not needed again
+        manifest["reference_cache"] = str(cache.path)
+    return ImplicitPRMTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=collator,
+        processing_class=tokenizer,
+        training_manifest=manifest,
+        reference=reference,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    model_args, data_args, args = parse_layered(
+        (ModelArguments, DataArguments, ImplicitPRMConfig),
+        argv,
+        prog="rewardmodels train implicit-prm",
+        description=__doc__,
+    )
+    trainer = build_trainer(model_args, data_args, args)
+    train_and_save(trainer, args, finalize=final_eval)
+    return 0

@@ -23,8 +23,8 @@ DATASET_FIELD = "<dataset>"  # the field of an error about the whole dataset (it
 @dataclass
 class RowError:
     """One problem in one row. `index` is the row's position in the sequence checked; `location` its file
-    and 1-based line or row, set by `validate_rows`. Without a location (callers that build RowErrors
-    themselves, e.g. eval.rewardbench) the message shows the 0-based `index`, as it always has."""
+    and 1-based line or row, set by `validate_rows` (or `located`, for checks that run their own loop).
+    Without a location the message shows the 0-based `index`."""
 
     index: int
     field: str
@@ -263,6 +263,18 @@ def scoring_row_errors(prompt_field: str = "prompt", response_field: str = "resp
     return check
 
 
+def row_location(row, index: int) -> Location:
+    """Where `rows[index]` came from: its file and line or row (`io.read_rows`), else its 1-based position."""
+    return location_of(row, Location(None, index + 1, ROW))
+
+
+def located(errors: list[RowError], row, index: int) -> list[RowError]:
+    """`errors` found in `rows[index]`, each given the row's `row_location` unless it has one."""
+    for e in errors:
+        e.location = e.location or row_location(row, index)
+    return errors
+
+
 def validate_rows(
     rows: Sequence[dict],
     row_errors: Callable[[dict, int], list[RowError]],
@@ -277,11 +289,8 @@ def validate_rows(
     kept, errors = [], []
     dropped: Counter = Counter()
     for i, row in enumerate(rows):
-        errs = row_errors(row, i)
+        errs = located(row_errors(row, i), row, i)
         if errs:
-            location = location_of(row, Location(None, i + 1, ROW))
-            for e in errs:
-                e.location = e.location or location
             errors.extend(errs)
             dropped[errs[0].kind] += 1
         else:
@@ -321,7 +330,7 @@ def drop_identical_token_pairs(
                 "rejected",
                 "identical after tokenization",
                 f"chosen and rejected are the same {n} tokens once truncated",
-                location_of(row, Location(None, i + 1, ROW)),
+                row_location(row, i),
             )
         )
     hint = "Raise --max_length, fix the rows, or pass --invalid_rows drop to drop and count them."

@@ -11,8 +11,7 @@ Reported, as fractions of problems:
   random             expected accuracy of a uniformly random candidate (the share of correct candidates)
 and the same for the first k candidates, k = 1, 2, 4, ... up to N.
 
-`rewardmodels eval best-of-n sample` builds the candidates with a generator model; every sample is cached on
-disk (see rewardmodels/sampling), so an interrupted or repeated run samples nothing twice.
+`rewardmodels eval best-of-n sample` (`best_of_n_sample.py`) builds the candidates with a generator model.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.data_builders.schema import RowError, validate_rows
 from rewardmodels.errors import InputError
 from rewardmodels.io import read_rows, write_json, write_jsonl
 
@@ -36,32 +36,45 @@ METRICS = ("top1", "majority", "weighted_majority", "pass_at_n", "random")
 # ---- answers ----------------------------------------------------------------------------------------------------
 
 
+def candidate_row_errors(raw, i: int) -> list[RowError]:
+    """Problems with candidate row `i`: `problem` (or `prompt`) a string, `answer` the gold answer (a string
+    or a number), `candidates` a non-empty list of texts (strings or {"text": ...})."""
+    if not isinstance(raw, dict):
+        return [RowError(i, "<row>", "wrong type", f"expected an object, got {type(raw).__name__}")]
+    errors = []
+    if not isinstance(raw.get("problem", raw.get("prompt")), str):
+        errors.append(RowError(i, "problem", "wrong type", "expected a string"))
+    answer = raw.get("answer")
+    if isinstance(answer, bool) or not isinstance(answer, str | int | float):
+        errors.append(RowError(i, "answer", "wrong type", "expected the gold answer"))
+    cands = raw.get("candidates")
+    if not isinstance(cands, list) or not cands:
+        errors.append(RowError(i, "candidates", "wrong type", "expected a non-empty list"))
+    elif not all(isinstance(candidate_text(c), str) for c in cands):
+        errors.append(RowError(i, "candidates", "wrong type", "every candidate must be text"))
+    return errors
+
+
+def candidate_text(candidate):
+    return candidate.get("text") if isinstance(candidate, dict) else candidate
+
+
 def load_candidates(path: str) -> list[dict]:
-    """Candidate rows: problem (or prompt), answer, candidates (strings or {"text": ...})."""
-    rows = []
-    for i, raw in enumerate(read_rows(path)):
-        problem = raw.get("problem", raw.get("prompt"))
-        if not isinstance(problem, str):
-            raise ValueError(f"{path}: row {i}, field 'problem': expected a string")
-        if not isinstance(raw.get("answer"), str | int | float) or isinstance(raw.get("answer"), bool):
-            raise ValueError(f"{path}: row {i}, field 'answer': expected the gold answer")
-        cands = raw.get("candidates")
-        if not isinstance(cands, list) or not cands:
-            raise ValueError(f"{path}: row {i}, field 'candidates': expected a non-empty list")
-        texts = [c["text"] if isinstance(c, dict) else c for c in cands]
-        if not all(isinstance(t, str) for t in texts):
-            raise ValueError(f"{path}: row {i}, field 'candidates': every candidate must be text")
-        rows.append(
-            {
-                "id": str(raw.get("id", i)),
-                "problem": problem,
-                "answer": str(raw["answer"]),
-                "candidates": texts,
-            }
-        )
-    if not rows:
+    """Candidate rows: problem (or prompt), answer, candidates (strings or {"text": ...}). Every bad row is
+    reported at once, by the file's line and field."""
+    raw_rows = read_rows(path)
+    if not raw_rows:
         raise InputError(path, None, None, "no candidate rows: the file is empty")
-    return rows
+    raw_rows, _ = validate_rows(raw_rows, candidate_row_errors, source=path, hint=None)
+    return [
+        {
+            "id": str(raw.get("id", i)),
+            "problem": raw.get("problem", raw.get("prompt")),
+            "answer": str(raw["answer"]),
+            "candidates": [candidate_text(c) for c in raw["candidates"]],
+        }
+        for i, raw in enumerate(raw_rows)
+    ]
 
 
 def judge(problem: dict) -> tuple[list[bool], list[int | None]]:
@@ -292,64 +305,13 @@ def run(
     return results
 
 
-# ---- building candidates ----------------------------------------------------------------------------------------
-
-
-def sample_candidates(problems: Sequence[dict], sampler, n: int) -> list[dict]:
-    """N cached samples per problem (`problem`/`prompt`/`question` and `answer`) as candidate rows."""
-    rows = []
-    for i, raw in enumerate(tqdm(problems, desc="sampling candidates", unit="problem")):
-        problem = next(
-            (raw[k] for k in ("problem", "prompt", "question") if isinstance(raw.get(k), str)), None
-        )
-        if problem is None or "answer" not in raw:
-            raise ValueError(f"row {i}: needs 'problem' (or prompt/question) and 'answer'")
-        rows.append(
-            {
-                "id": str(raw.get("unique_id", raw.get("id", i))),
-                "problem": problem,
-                "answer": str(raw["answer"]),
-                "candidates": sampler.samples(problem, [], n),
-                "generator": sampler.generator.fingerprint,
-            }
-        )
-    return rows
-
-
-def sample_main(argv: list[str]) -> int:
-    from rewardmodels.sampling import add_sampling_arguments, open_sampler
-
-    parser = ArgumentParser(
-        prog="rewardmodels eval best-of-n sample",
-        description="Sample N candidate solutions per problem with a generator model (cached on disk).",
-        formatter_class=HelpFormatter,
-    )
-    parser.add_argument("--problems", required=True, help="Rows with problem and answer (e.g. MATH-500).")
-    parser.add_argument("--output", "-o", required=True, help="Candidate JSONL to write (atomically).")
-    parser.add_argument("--n", type=int, default=8, help="Candidates per problem.")
-    parser.add_argument("--limit", type=int, default=None, help="Only the first N problems.")
-    add_sampling_arguments(parser, "Tokens per candidate.")
-    args = parser.parse_args(argv)
-    setup_logging()
-    problems = read_rows(args.problems)[: args.limit]
-    sampler = open_sampler(args)
-    try:
-        rows = sample_candidates(problems, sampler, args.n)
-    finally:
-        sampler.cache.close()
-    write_jsonl(args.output, rows)
-    print(
-        f"wrote {len(rows)} problems x {args.n} candidates to {args.output}; "
-        f"{sampler.generated} samples generated, {sampler.hits} from the cache"
-    )
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "sample":
+        from rewardmodels.eval.best_of_n_sample import main as sample_main
+
         return sample_main(argv[1:])
     parser = ArgumentParser(
         prog="rewardmodels eval best-of-n",

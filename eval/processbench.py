@@ -28,8 +28,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rewardmodels.data_builders.schema import DataValidationError, RowError
-from rewardmodels.errors import InputError
+from rewardmodels.data_builders.schema import DataValidationError, RowError, located
+from rewardmodels.errors import ROW, InputError, Location
 from rewardmodels.eval.journal import Journal
 from rewardmodels.eval.processbench_metrics import (
     candidate_thresholds,
@@ -40,7 +40,7 @@ from rewardmodels.eval.processbench_metrics import (
     summarize,
     tune_threshold,
 )
-from rewardmodels.io import read_rows, write_json, write_jsonl
+from rewardmodels.io import location_of, read_rows, write_json, write_jsonl
 from rewardmodels.scorers.capabilities import PredictsFirstError, ScoresSteps
 
 logger = logging.getLogger("rewardmodels")
@@ -91,8 +91,9 @@ def row_errors(row, i: int) -> list[RowError]:
 
 
 def check_rows(rows: list[dict], source: str) -> None:
-    """Every bad row of `rows`, reported together (row index and field named), before any model work."""
-    errors = [e for i, row in enumerate(rows) for e in row_errors(row, i)]
+    """Every bad row of `rows`, reported together (the file's line or row, and the field), before any model
+    work."""
+    errors = [e for i, row in enumerate(rows) for e in located(row_errors(row, i), row, i)]
     if errors:
         raise DataValidationError(errors, source, hint=FIX_HINT)
 
@@ -298,8 +299,9 @@ def attach_saved_scores(examples: list[dict], predictions_path: str | Path) -> N
     without scoring again."""
     saved = {}
     for i, row in enumerate(read_rows(predictions_path)):
-        if not isinstance(row.get("step_scores"), list):
-            raise ValueError(f"{predictions_path}: row {i}, field 'step_scores': no step scores to reuse")
+        if not isinstance(row, dict) or not isinstance(row.get("step_scores"), list):
+            where = location_of(row, Location(str(predictions_path), i + 1, ROW))
+            raise InputError.at(where, "step_scores", "no step scores to reuse")
         saved[(row["subset"], row["id"])] = [
             float("nan") if s is None else float(s) for s in row["step_scores"]
         ]

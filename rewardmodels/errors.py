@@ -80,3 +80,12 @@ class InputError(ValueError):
         """The message the command line prints: no newlines, whatever the reason text held."""
         text = self.describe() + (f". {self.hint}" if self.hint else "")
         return " ".join(text.split())
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """Bad input that is a missing file or directory (a scorer directory without its manifest); still a
+    FileNotFoundError, for code that catches one."""
+
+
+class OutputExistsError(InputError, FileExistsError):
+    """An output that exists and may not be replaced without being asked to; still a FileExistsError."""

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.errors import MissingInputError, OutputExistsError
 from rewardmodels.io import publish_tree, read_json_object, write_json
 from rewardmodels.scorers.base import MANIFEST_NAME
 from rewardmodels.trainer_base import TRAINING_MANIFEST
@@ -28,8 +29,12 @@ def find_training_manifest(checkpoint: Path) -> dict:
     for candidate in (checkpoint / TRAINING_MANIFEST, checkpoint.parent / TRAINING_MANIFEST):
         if candidate.is_file():
             return read_json_object(candidate)
-    raise FileNotFoundError(
-        f"{checkpoint} has no {TRAINING_MANIFEST}; is it a `rewardmodels train` output or checkpoint?"
+    raise MissingInputError(
+        checkpoint,
+        None,
+        None,
+        "no such directory" if not checkpoint.exists() else f"no {TRAINING_MANIFEST}",
+        hint="Export a `rewardmodels train` output_dir or one of its checkpoint-N folders.",
     )
 
 
@@ -112,7 +117,7 @@ def export_scorer(
 ) -> Path:
     checkpoint, output_dir = Path(checkpoint), Path(output_dir)
     if output_dir.exists() and not overwrite:
-        raise FileExistsError(f"{output_dir} exists; pass --overwrite to replace it")
+        raise OutputExistsError(output_dir, None, None, "exists already", hint="Pass --overwrite to replace it.")
     manifest = find_training_manifest(checkpoint)
     model, tokenizer = load_trained_model(checkpoint, manifest, num_labels=int(manifest.get("num_labels", 1)))
     output_dir.parent.mkdir(parents=True, exist_ok=True)

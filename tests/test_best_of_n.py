@@ -5,6 +5,7 @@ import json
 import pytest
 
 from rewardmodels.eval import best_of_n as bon
+from rewardmodels.eval.best_of_n_sample import sample_candidates
 from rewardmodels.sampling import SampleCache, Sampler, SamplingParams
 
 # Problem A (gold 5): the scorer prefers a wrong 4; votes tie 2-2 between 5 and 4 (5.0 counts as 5).
@@ -123,7 +124,7 @@ def test_real_valued_scores_vote_through_a_sigmoid():
 def test_candidate_rows_validation(tmp_path):
     path = tmp_path / "c.jsonl"
     path.write_text(json.dumps({"problem": "p", "answer": "1", "candidates": []}) + "\n")
-    with pytest.raises(ValueError, match=r"row 0, field 'candidates'"):
+    with pytest.raises(ValueError, match=r"line 1, field 'candidates'"):
         bon.load_candidates(str(path))
 
 
@@ -145,12 +146,12 @@ def test_candidate_builder_caches_samples(tmp_path):
     problems = [{"problem": "p1", "answer": "1", "unique_id": "u1"}, {"problem": "p2", "answer": "2"}]
     gen = Scripted()
     cache = SampleCache(tmp_path / "c.sqlite")
-    rows = bon.sample_candidates(problems, Sampler(gen, cache, SamplingParams()), n=3)
+    rows = sample_candidates(problems, Sampler(gen, cache, SamplingParams()), n=3)
     assert gen.calls == 2 and len(cache) == 6
     assert rows[0]["id"] == "u1" and rows[0]["candidates"][2].endswith("\\boxed{2}")
     again = Sampler(gen, cache, SamplingParams())
-    assert bon.sample_candidates(problems, again, n=3) == rows and gen.calls == 2 and again.generated == 0
+    assert sample_candidates(problems, again, n=3) == rows and gen.calls == 2 and again.generated == 0
     # asking for more reuses the first three and samples only the missing ones
     more = Sampler(gen, cache, SamplingParams())
-    bigger = bon.sample_candidates(problems[:1], more, n=5)
+    bigger = sample_candidates(problems[:1], more, n=5)
     assert bigger[0]["candidates"][:3] == rows[0]["candidates"] and more.generated == 2 and more.hits == 3

@@ -294,6 +294,103 @@ def test_empty_eval_datasets_are_refused(tmp_path):
         processbench.load_examples([str(empty)])
 
 
+def test_a_missing_scorer_directory_is_one_input_error_before_any_model(tmp_path, monkeypatch):
+    import transformers
+
+    from rewardmodels.scorers import load_scorer
+
+    monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", classmethod(ModelLoaded))
+    hint = "Create one with `rewardmodels export`, or evaluate a plain HF reward model with --model."
+    with pytest.raises(InputError) as info:
+        load_scorer(tmp_path / "nowhere")
+    assert info.value.one_line() == f"{tmp_path / 'nowhere'}: no such directory. {hint}"
+    with pytest.raises(FileNotFoundError) as info:  # still a FileNotFoundError for code that catches one
+        load_scorer(tmp_path)
+    assert info.value.one_line() == f"{tmp_path}: not a scorer directory (no reward_model.json). {hint}"
+
+
+def test_export_refuses_an_existing_output_and_a_missing_checkpoint_before_any_model(tmp_path, no_model_loads):
+    from rewardmodels.export import export_scorer
+
+    (tmp_path / "scorer").mkdir()
+    with pytest.raises(InputError) as info:
+        export_scorer(tmp_path / "run", tmp_path / "scorer")
+    assert isinstance(info.value, FileExistsError)
+    assert info.value.one_line() == f"{tmp_path / 'scorer'}: exists already. Pass --overwrite to replace it."
+    with pytest.raises(InputError) as info:
+        export_scorer(tmp_path / "run", tmp_path / "new")
+    assert info.value.one_line() == (
+        f"{tmp_path / 'run'}: no such directory. Export a `rewardmodels train` output_dir or one of its "
+        "checkpoint-N folders."
+    )
+    (tmp_path / "run").mkdir()
+    with pytest.raises(InputError, match=r"run: no rewardmodels_training\.json\. Export"):
+        export_scorer(tmp_path / "run", tmp_path / "new")
+
+
+def test_cli_export_onto_an_existing_directory_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "scorer").mkdir()
+    done = run_cli("export", str(tmp_path / "run"), "--output", str(tmp_path / "scorer"))
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"rewardmodels export: error: {tmp_path / 'scorer'}: exists already. Pass --overwrite to replace it.\n"
+    )
+
+
+def test_eval_loaders_name_the_files_own_lines(tmp_path):
+    from rewardmodels.data_builders.schema import validate_rows
+    from rewardmodels.eval import best_of_n, processbench
+    from rewardmodels.eval import rewardbench as rb
+    from rewardmodels.eval.best_of_n_sample import problem_row_errors
+    from rewardmodels.eval.rewardbench.data import FIX_HINT
+
+    # line 2 is blank, so the bad row is on line 3 (it is the second row)
+    pairs = tmp_path / "rb.jsonl"
+    good = {"prompt": "p", "chosen": "a", "rejected": "b", "subset": "s", "id": 1}
+    pairs.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "id": 2, "rejected": 5}) + "\n")
+    with pytest.raises(InputError) as info:
+        rb.prepare_examples(rb.load_rows(str(pairs)), 1, source=str(pairs))
+    assert info.value.one_line() == (
+        f"{pairs}, line 3, field 'rejected': wrong type (expected a string or chat messages, got int). "
+        f"{FIX_HINT}"
+    )
+    # a duplicate id names the line of the row it repeats
+    pairs.write_text(json.dumps(good) + "\n\n" + json.dumps(good) + "\n")
+    with pytest.raises(InputError, match=r"line 3, field 'id': duplicate id \(id 1 in subset 's' repeats line 1\)"):
+        rb.prepare_examples(rb.load_rows(str(pairs)), 1, source=str(pairs))
+    # renamed columns keep their lines
+    pairs.write_text(json.dumps({"question": "p", "chosen": "a", "subset": "s", "id": 1}) + "\n")
+    renamed = rb.apply_column_map(rb.load_rows(str(pairs)), {"question": "prompt"}, str(pairs))
+    with pytest.raises(InputError) as info:
+        rb.prepare_examples(renamed, 1, source=str(pairs))
+    assert info.value.one_line() == f"{pairs}, line 1, field 'rejected': missing field (required). {FIX_HINT}"
+
+    steps = tmp_path / "pb.jsonl"
+    steps.write_text("\n" + json.dumps({"problem": "p", "steps": ["a"], "label": 3}) + "\n")
+    with pytest.raises(InputError) as info:
+        processbench.load_examples([str(steps)])
+    assert info.value.one_line() == (
+        f"{steps}, line 2, field 'label': out of range (expected -1 or a step index below 1, got 3). "
+        f"{processbench.FIX_HINT}"
+    )
+
+    candidates = tmp_path / "bon.jsonl"
+    row = {"problem": "p", "answer": "1", "candidates": ["\\boxed{1}"]}
+    candidates.write_text(json.dumps(row) + "\n" + json.dumps({**row, "candidates": [{"txt": "x"}]}) + "\n")
+    with pytest.raises(InputError) as info:
+        best_of_n.load_candidates(str(candidates))
+    assert info.value.one_line() == (
+        f"{candidates}, line 2, field 'candidates': wrong type (every candidate must be text)"
+    )
+    problems = write_lines(tmp_path / "problems.jsonl", [{"problem": "p", "answer": "1"}, {"question": 3}])
+    with pytest.raises(InputError) as info:
+        validate_rows(read_rows(problems), problem_row_errors, source=str(problems), hint=None)
+    assert info.value.one_line() == (
+        f"{problems}, line 2, field 'problem': missing field (a 'problem' (or 'prompt' / 'question') string); "
+        "2 problems in 1 row(s) [missing field: 2]"
+    )
+
+
 # ---- file modes ------------------------------------------------------------------------------------------------
 
 

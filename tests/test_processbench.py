@@ -188,7 +188,7 @@ def test_files_from_local_data(tmp_path):
 def test_bad_rows_are_named(tmp_path):
     path = tmp_path / "pb.jsonl"
     path.write_text(json.dumps({"problem": "p", "steps": ["a"], "label": 3}) + "\n")
-    with pytest.raises(ValueError, match=r"row 0, field 'label'"):
+    with pytest.raises(ValueError, match=r"line 1, field 'label'"):
         pb.load_examples([str(path)])
 
 
@@ -293,4 +293,4 @@ def test_every_bad_row_is_reported_with_its_field(tmp_path):
         (2, "steps", "wrong type"),
         (3, "label", "wrong type"),
     ]
-    assert "row 1, field 'problem': wrong type" in str(err.value)
+    assert "line 2, field 'problem': wrong type" in str(err.value)

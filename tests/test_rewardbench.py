@@ -369,7 +369,7 @@ def test_column_map_renames_and_matches_canonical_rows(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in renamed))
 
     loaded = rb.load_rows(str(path))
-    with pytest.raises(rb.RewardBenchDataError, match=r"row 0, field 'prompt': missing field"):
+    with pytest.raises(rb.RewardBenchDataError, match=r"line 1, field 'prompt': missing field"):
         rb.prepare_examples(loaded, 1)
     mapping = rb.parse_column_map('{"question": "prompt", "good": "chosen"}')
     mapped = rb.apply_column_map(loaded, mapping, str(path))
@@ -377,7 +377,7 @@ def test_column_map_renames_and_matches_canonical_rows(tmp_path):
     b = rb.run_rewardbench(StubScorer(table), rb.prepare_examples(rows, 1), tmp_path / "b", progress=False)
     assert a.records == b.records
 
-    with pytest.raises(rb.RewardBenchDataError, match=r"row 0, field 'prompt': column clash"):
+    with pytest.raises(rb.RewardBenchDataError, match=r"row 1, field 'prompt': column clash"):
         rb.apply_column_map([{"question": "q", "prompt": "p"}], {"question": "prompt"}, "x")
     with pytest.raises(rb.RewardBenchDataError, match="unknown column"):
         rb.apply_column_map(rows, {"questoin": "prompt"}, "x")
@@ -391,17 +391,17 @@ GOOD = {"prompt": "p", "chosen": "a", "rejected": "b", "subset": "hep-go", "id":
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({"chosen": "a", "rejected": "b", "subset": "s", "id": 1}, "row 1, field 'prompt': missing field"),
-        ({**GOOD, "id": 2, "chosen": 5}, "row 1, field 'chosen': wrong type"),
+        ({"chosen": "a", "rejected": "b", "subset": "s", "id": 1}, "row 2, field 'prompt': missing field"),
+        ({**GOOD, "id": 2, "chosen": 5}, "row 2, field 'chosen': wrong type"),
         (
             {k: v for k, v in GOOD.items() if k != "rejected"} | {"id": 2},
-            "row 1, field 'rejected': missing field",
+            "row 2, field 'rejected': missing field",
         ),
-        ({**GOOD, "id": 2, "subset": None}, "row 1, field 'subset': missing field"),
-        ({**GOOD, "id": 2.5}, "row 1, field 'id': wrong type"),
-        ({**GOOD}, "row 1, field 'id': duplicate id"),
-        ({**GOOD, "id": 2, "prompt": {"text": "p"}}, "row 1, field 'prompt': wrong type"),
-        ("not a row", "row 1, field '<row>': wrong type"),
+        ({**GOOD, "id": 2, "subset": None}, "row 2, field 'subset': missing field"),
+        ({**GOOD, "id": 2.5}, "row 2, field 'id': wrong type"),
+        ({**GOOD}, "row 2, field 'id': duplicate id"),
+        ({**GOOD, "id": 2, "prompt": {"text": "p"}}, "row 2, field 'prompt': wrong type"),
+        ("not a row", "row 2, field '<row>': wrong type"),
     ],
 )
 def test_malformed_v1_rows_name_row_and_field(bad, message):
@@ -412,10 +412,10 @@ def test_malformed_v1_rows_name_row_and_field(bad, message):
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ({"chosen": "a"}, "row 0, field 'chosen': wrong type"),
-        ({"rejected": []}, "row 0, field 'rejected': wrong type"),
-        ({"num_correct": 2}, "row 0, field 'num_correct': inconsistent"),
-        ({"subset": "Ties", "id": "7"}, "row 0, field 'id': bad Ties id"),
+        ({"chosen": "a"}, "row 1, field 'chosen': wrong type"),
+        ({"rejected": []}, "row 1, field 'rejected': wrong type"),
+        ({"num_correct": 2}, "row 1, field 'num_correct': inconsistent"),
+        ({"subset": "Ties", "id": "7"}, "row 1, field 'id': bad Ties id"),
     ],
 )
 def test_malformed_v2_rows_name_row_and_field(bad, message):
@@ -439,7 +439,7 @@ def test_drop_malformed_counts_and_empty_responses_are_reported(tmp_path):
 def test_cli_reports_bad_rows_before_loading_any_model(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"prompt": "p", "chosen": "a", "subset": "s", "id": 1}) + "\n")
-    with pytest.raises(rb.RewardBenchDataError, match="row 0, field 'rejected'"):
+    with pytest.raises(rb.RewardBenchDataError, match="line 1, field 'rejected'"):
         # The model path does not exist: reaching model loading would raise a different error.
         rb.main(["--model", str(tmp_path / "no-such-model"), "--dataset", str(path), "--no-progress"])
 

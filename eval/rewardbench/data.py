@@ -1,6 +1,6 @@
 """RewardBench data: loading rows (file, save_to_disk folder or Hub), renaming columns, and validating every
-row before any model work. Bad rows are reported as the builders' `RowError`s (row index and field named)
-in one `DataValidationError`, or dropped and counted with `--drop-malformed`.
+row before any model work. Bad rows are reported as the builders' `RowError`s (the file's 1-based line or
+row, and the field) in one `DataValidationError`, or dropped and counted with `--drop-malformed`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardmodels.data_builders.schema import DataValidationError, RowError, is_messages, text_of
+from rewardmodels.data_builders.schema import (
+    DataValidationError,
+    RowError,
+    is_messages,
+    located,
+    row_location,
+    text_of,
+)
+from rewardmodels.errors import Location
 from rewardmodels.eval.rewardbench.official import parse_ties_id
-from rewardmodels.io import read_rows
+from rewardmodels.io import read_rows, rename_columns
 
 V1_DATASET = "allenai/reward-bench"
 V2_DATASET = "allenai/reward-bench-2"
@@ -66,24 +74,21 @@ def apply_column_map(rows: list[dict], column_map: dict[str, str] | None, source
     if not column_map:
         return rows
     seen = set()
-    out, errors = [], []
+    errors = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
-            out.append(row)
             continue
         seen.update(k for k in column_map if k in row)
         for src, dst in column_map.items():
             if src in row and dst in row and dst not in column_map:
-                errors.append(
-                    RowError(i, dst, "column clash", f"--column-map renames {src!r} onto existing {dst!r}")
-                )
-        out.append({column_map.get(k, k): v for k, v in row.items()})
+                clash = RowError(i, dst, "column clash", f"--column-map renames {src!r} onto existing {dst!r}")
+                errors += located([clash], row, i)
     unused = [k for k in column_map if k not in seen]
     if unused and rows:
         errors.append(RowError(-1, ",".join(unused), "unknown column", "named in --column-map but in no row"))
     if errors:
         raise data_error(errors, source)
-    return out
+    return rename_columns(list(rows), column_map)  # renamed rows keep their file and line
 
 
 def load_rows(dataset: str, split: str | None = None) -> list[dict]:
@@ -224,9 +229,9 @@ def prepare_examples(
     errors: list[RowError] = []
     dropped: Counter = Counter()
     keep: list[Example] = []
-    first_row: dict[tuple[str, str], int] = {}
+    first_row: dict[tuple[str, str], Location] = {}
     for i, row in enumerate(rows):
-        errs = row_errors(row, i, version, has_ids, has_subsets)
+        errs = located(row_errors(row, i, version, has_ids, has_subsets), row, i)
         if not errs:
             ex = Example(
                 index=i,
@@ -239,16 +244,11 @@ def prepare_examples(
                 num_chosen=len(row["chosen"]) if version == 2 else 1,
             )
             if ex.key in first_row:
-                errs = [
-                    RowError(
-                        i,
-                        "id",
-                        "duplicate id",
-                        f"id {ex.id!r} in subset {ex.subset!r} repeats row {first_row[ex.key]}",
-                    )
-                ]
+                first = first_row[ex.key]
+                detail = f"id {ex.id!r} in subset {ex.subset!r} repeats {first.unit} {first.line}"
+                errs = located([RowError(i, "id", "duplicate id", detail)], row, i)
             else:
-                first_row[ex.key] = i
+                first_row[ex.key] = row_location(row, i)
                 keep.append(ex)
         if errs:
             errors.extend(errs)

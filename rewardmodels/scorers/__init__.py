@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from rewardmodels.errors import MissingInputError
 from rewardmodels.io import read_json_object
 from rewardmodels.scorers.base import MANIFEST_NAME, Scorer
 from rewardmodels.scorers.capabilities import ScoresTexts
@@ -40,9 +41,13 @@ def scorer_class(kind: str) -> type:
 def read_manifest(path: str | Path) -> dict:
     manifest_path = Path(path) / MANIFEST_NAME
     if not manifest_path.is_file():
-        raise FileNotFoundError(
-            f"{path} is not a scorer directory (no {MANIFEST_NAME}). Create one with `rewardmodels export`, "
-            "or evaluate a plain HF reward model with --model."
+        what = "no such directory" if not Path(path).exists() else f"not a scorer directory (no {MANIFEST_NAME})"
+        raise MissingInputError(
+            path,
+            None,
+            None,
+            what,
+            hint="Create one with `rewardmodels export`, or evaluate a plain HF reward model with --model.",
         )
     return read_json_object(manifest_path)  # InputError naming the file and line if it is corrupt
 

@@ -238,3 +238,12 @@ def test_capabilities(tiny_llama, tiny_reference):
     for protocol in (ScoresTexts, ScoresTokenIds, ScoresGroups, ScoresSteps, ReportsTruncation, RunsOnDevice,
                      PrefersBatchSize):  # fmt: skip
         assert isinstance(scorer, protocol), protocol.__name__
+
+
+def test_reward_func_returns_the_scores(tiny_llama, tiny_reference):
+    scorer = make_scorer(tiny_llama, tiny_reference, aggregation="min")
+    completions = ["\n".join(STEPS), "Answer: 6"]
+    reward = scorer.as_reward_func()
+    assert reward.__name__ == "implicit_prm_reward"
+    got = reward(prompts=[PROMPT] * 2, completions=completions, completion_ids=[[1], [2]])
+    assert got == pytest.approx(scorer.score([PROMPT] * 2, completions), abs=1e-9)

@@ -51,7 +51,6 @@ from rewardmodels.scorers.base import (
     group_batches,
     group_trees,
     length_sorted_batches,
-    make_reward_func,
     split_into_groups,
 )
 
@@ -258,8 +257,12 @@ class ImplicitPRMScorer:
             out[i][: kept[i]] = [float(v) for v in values]
         return out
 
-    def as_reward_func(self, batch_size: int = 8):
-        return make_reward_func(lambda p, c: self.score(p, c, batch_size), "implicit_prm_reward")
+    def as_reward_func(self, **options):
+        """A TRL reward function of `score` (`scorers.reward_funcs.reward_function`: clip, normalize where
+        honoured, batch_size, asynchronous); the aggregation is the scorer's own."""
+        from rewardmodels.scorers.reward_funcs import reward_function
+
+        return reward_function(self, name="implicit_prm_reward", **options)
 
 
 def keep_first_tokens(encoded: EncodedResponse, max_length: int) -> tuple[EncodedResponse, int]:

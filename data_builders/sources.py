@@ -8,6 +8,9 @@ A spec is one of:
   prm800k_stepwise:PATH[?opts]     PRM800K "stepwise-critic" parquet, reassembled into solutions
   math_shepherd:PATH[?opts]        Math-Shepherd input/label rows with the 'ки' step tag
   processbench:PATH[?opts]         ProcessBench rows, earliest-error index -> step labels
+  prm800k_outcome:PATH             official PRM800K .jsonl -> outcome rows (data_builders.outcome)
+  prm800k_stepwise_outcome:PATH[?gold=FILE,partial=true]    the stepwise parquet -> outcome rows
+  prm800k_stepwise_pairs:PATH[?gold=FILE]                    the stepwise parquet -> preference pairs
   PATH                             canonical rows in .jsonl/.json/.parquet or a save_to_disk directory
   hf:DATASET_ID[:SPLIT]            a Hugging Face Hub dataset in canonical form
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rewardmodels.data_builders import preference, stepwise, synthetic
+from rewardmodels.data_builders import outcome, preference, stepwise, synthetic
 from rewardmodels.data_builders.schema import (
     ValidationReport,
     hard_label_stepwise_row_errors,
@@ -35,6 +38,10 @@ RAW_BUILDERS = {
     "prm800k_stepwise": ("stepwise", stepwise.from_spec(stepwise.build_prm800k_stepwise)),
     "math_shepherd": ("stepwise", stepwise.from_spec(stepwise.build_math_shepherd)),
     "processbench": ("stepwise", stepwise.from_spec(stepwise.build_processbench)),
+    # Outcome rows and pairs for implicit PRMs (data_builders/outcome.py), e.g. ...?gold=math500.jsonl
+    "prm800k_outcome": ("outcome", stepwise.from_spec(outcome.build_prm800k_outcome)),
+    "prm800k_stepwise_outcome": ("outcome", stepwise.from_spec(outcome.build_prm800k_stepwise_outcome)),
+    "prm800k_stepwise_pairs": ("preference", stepwise.from_spec(outcome.build_prm800k_stepwise_pairs)),
 }
 
 SYNTHETIC_ROWS = {

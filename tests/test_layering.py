@@ -52,6 +52,7 @@ CORE_MODULES = [
     for name in (
         "losses", "modeling", "tokenization", "response_tokens", "packing", "collators", "logprobs",
         "sampling", "answers", "steps", "io", "errors", "cli_common", "fingerprints", "verification",
+        "implicit_rewards",
     )
 ]  # fmt: skip
 SCORERS = ["rewardmodels.scorers"]

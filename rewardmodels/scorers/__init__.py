@@ -24,6 +24,7 @@ SCORER_KINDS: dict[str, str] = {
     "bt": "rewardmodels.scorers.sequence:SequenceScorer",
     "prm": "rewardmodels.scorers.prm:PRMScorer",
     "dpo": "rewardmodels.scorers.dpo:DPOScorer",
+    "generative": "rewardmodels.scorers.generative:GenerativeScorer",
     "implicit_prm": "rewardmodels.scorers.implicit_prm:ImplicitPRMScorer",
 }
 # Names this package re-exports lazily, for `from rewardmodels.scorers import SequenceScorer`.

@@ -20,6 +20,8 @@ are optional, and each is a faster or richer path that a caller prefers when it 
   -1 when it judges every step correct (a generative verifier reads this off its own verdicts).
 - `NormalizesScores`: `normalize(scores)` standardises scores with the training run's reward statistics
   (unchanged when the manifest has none).
+- `ReportsCompute`: `compute_report()` says what scoring has cost so far (a generative verifier: tokens
+  generated, chains, forced verdicts), so evaluators report compute next to accuracy.
 
 Attributes a scorer may declare, so callers read them without probing:
 
@@ -101,6 +103,11 @@ class SplitsResponses(Protocol):
     response_step_split: str
 
 
+@runtime_checkable
+class ReportsCompute(Protocol):
+    def compute_report(self) -> dict: ...
+
+
 __all__ = [
     "ScoresTexts",
     "ScoresTokenIds",
@@ -113,4 +120,5 @@ __all__ = [
     "RunsOnDevice",
     "PrefersBatchSize",
     "SplitsResponses",
+    "ReportsCompute",
 ]

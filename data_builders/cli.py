@@ -11,13 +11,18 @@ import argparse
 import json
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter
-from rewardmodels.data_builders import crome_cli, mc_labeller, outcome
+from rewardmodels.data_builders import crome_cli, mc_labeller, outcome, verification_cots
 from rewardmodels.data_builders.sources import RAW_BUILDERS, SYNTHETIC_ROWS, load_rows
 from rewardmodels.io import write_jsonl
 
 # Builders that generate with a model: name -> module with add_arguments(parser) and run(args), so each
 # subcommand's flags are the module's own, defined once.
-GENERATORS = {"mc-labels": mc_labeller, "crome": crome_cli, "outcome-samples": outcome}
+GENERATORS = {
+    "mc-labels": mc_labeller,
+    "crome": crome_cli,
+    "outcome-samples": outcome,
+    "verification-cots": verification_cots,
+}
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,301 @@
+"""Verification chains for fine-tuning a generative verifier (ThinkPRM's data recipe), from stepwise rows with
+gold step labels (PRM800K, ProcessBench, the synthetic task, any `stepwise` spec).
+
+Teacher mode (what the paper does). Each row's verifier prompt (`rewardmodels.verification`) goes to a
+teacher through `rewardmodels.sampling` (a local model, or an OpenAI-compatible server with --endpoint),
+`--chains` times. Every chain is normalised (`\\boxed{\\text{correct}}` -> `\\boxed{correct}`), parsed, and
+kept only when it passes, in this order (the first failure is the one counted):
+
+  1 malformed    every step has an extractable verdict, and no verdict names a step the solution lacks
+  2 disagreeing  every verdict matches the gold label up to and including the first wrong step (unknown
+                 labels are not checked), and the teacher's own decision, when it gives one, matches the
+                 gold outcome (solution correct = no wrong step)
+  3 too_long     at most --max-chain-tokens tokens (ThinkPRM: 4,096), counted with --tokenizer
+  4 balance      the kept set is down-sampled (seeded) so that neither outcome has more than
+                 --balance-ratio times the chains of the other (nothing is dropped when one outcome has
+                 none: the statistics then say `balanced: false`)
+
+A kept chain is cut after its last step verdict and ends with the decision line of the gold outcome; at most
+--max-per-row chains of one row are kept. Teacher samples are cached (the sampling cache: keyed by teacher,
+rendered prompt, settings and sample index, committed --batch-rows rows at a time), so an interrupted run
+resumes there and a rerun samples nothing.
+
+Templated mode (NOT what the paper does; for smoke runs and the synthetic default task): chains are written
+straight from the gold labels (`verification.templated_chain`: a fixed sentence per step, no reasoning), and
+every row says `"source": "templated"`. Rows whose labels are unknown before the first wrong step are skipped.
+
+Yield statistics go to --stats (default: OUTPUT.stats.json): rows, sampled, malformed, disagreeing,
+too_long, kept before balancing, dropped for balance, kept, and the balance of the kept set.
+
+    rewardmodels build verification-cots --rows 'prm800k_stepwise:PRM800K.parquet?sample=8' \\
+        --generator smollm2-135m --chains 4 --max-new-tokens 256 --output chains.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from tqdm.auto import tqdm
+
+from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.verification import (
+    VerificationFormat,
+    cut_after_last_verdict,
+    decision_line,
+    first_wrong_step,
+    normalise_chain,
+    parse_chain,
+    templated_chain,
+    verdicts_agree,
+    verifier_prompt,
+)
+
+logger = logging.getLogger("rewardmodels")
+MODES = ("teacher", "templated")
+TEMPLATED_NOTE = (
+    "templated chains: written from the gold labels, not sampled from a teacher (not ThinkPRM's recipe)"
+)
+
+
+@dataclass
+class YieldStats:
+    mode: str
+    rows: int = 0
+    sampled: int = 0
+    malformed: int = 0
+    disagreeing: int = 0
+    too_long: int = 0
+    over_row_limit: int = 0
+    skipped_unlabelled_rows: int = 0
+    kept_before_balance: int = 0
+    dropped_for_balance: int = 0
+    kept: int = 0
+    balance: dict = field(default_factory=dict)
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["pass_rate_filters_1_2"] = (
+            (self.sampled - self.malformed - self.disagreeing) / self.sampled if self.sampled else None
+        )
+        out["yield"] = self.kept / self.sampled if self.sampled else None
+        return out
+
+
+def judge_chain(
+    fmt: VerificationFormat,
+    text: str,
+    labels: Sequence,
+    count_tokens: Callable[[str], int],
+    max_chain_tokens: int,
+) -> tuple[str | None, str]:
+    """(the filter a teacher chain fails, or None when it is kept; the chain as it would be written)."""
+    text = normalise_chain(fmt, text)
+    parsed = parse_chain(fmt, text, len(labels))
+    if not parsed.complete or parsed.extra_steps:
+        return "malformed", text
+    correct = first_wrong_step(labels) < 0
+    if not verdicts_agree(parsed.verdicts, labels) or parsed.decision not in (None, correct):
+        return "disagreeing", text
+    body = text if parsed.decision_at is None else text[: parsed.decision_at]
+    chain = cut_after_last_verdict(fmt, body).rstrip() + "\n" + decision_line(fmt, correct)
+    if count_tokens(chain) > max_chain_tokens:
+        return "too_long", chain
+    return None, chain
+
+
+def chain_row(
+    row: dict, index: int, chain: str, fmt: VerificationFormat, source: str, generator: str
+) -> dict:
+    """A training row: the problem, steps and labels, the chain (the text after the chain opener) and where
+    it came from."""
+    return {
+        "id": str(row.get("id", index)),
+        "problem": _problem(row),
+        "steps": list(row["completions"]),
+        "labels": list(row["labels"]),
+        "chain": chain,
+        "solution_correct": first_wrong_step(row["labels"]) < 0,
+        "source": source,
+        "generator": generator,
+        "format": fmt.name,
+    }
+
+
+def balance(rows: list[dict], ratio: float | None, seed: int = 0) -> tuple[list[dict], int, dict]:
+    """Rows down-sampled so neither outcome has more than ceil(ratio * the other's count), in their order;
+    unchanged when ratio is None or one outcome is missing. Returns (rows, how many dropped, the balance)."""
+    by = {True: [i for i, r in enumerate(rows) if r["solution_correct"]]}
+    by[False] = [i for i, r in enumerate(rows) if not r["solution_correct"]]
+    keep = set(range(len(rows)))
+    if ratio is not None and by[True] and by[False]:
+        small, large = sorted((by[True], by[False]), key=len)
+        cap = math.ceil(ratio * len(small))
+        if len(large) > cap:
+            keep -= set(random.Random(seed).sample(large, len(large) - cap))
+    kept = [r for i, r in enumerate(rows) if i in keep]
+    counts = {"correct": sum(r["solution_correct"] for r in kept)}
+    counts["incorrect"] = len(kept) - counts["correct"]
+    counts["balanced"] = bool(counts["correct"] and counts["incorrect"])
+    return kept, len(rows) - len(kept), counts
+
+
+def synthesize(
+    rows: Sequence[dict],
+    sampler,
+    fmt: VerificationFormat,
+    chains: int,
+    count_tokens: Callable[[str], int],
+    max_chain_tokens: int = 4096,
+    max_per_row: int | None = None,
+    batch_rows: int = 8,
+) -> tuple[list[dict], YieldStats]:
+    """Teacher chains for stepwise rows, filtered by 1-3 (balancing is `balance`)."""
+    stats = YieldStats("teacher", rows=len(rows))
+    out: list[dict] = []
+    for start in tqdm(range(0, len(rows), batch_rows), desc="verification chains", unit="batch"):
+        part = list(rows[start : start + batch_rows])
+        prompts = [verifier_prompt(fmt, _problem(r), r["completions"]) for r in part]
+        samples = sampler.complete_many([(p, chains) for p in prompts])  # one cached batch per part
+        for offset, (row, texts) in enumerate(zip(part, samples, strict=True)):
+            kept_here = 0
+            for text in texts:
+                stats.sampled += 1
+                failed, chain = judge_chain(fmt, text, row["labels"], count_tokens, max_chain_tokens)
+                if failed:
+                    setattr(stats, failed, getattr(stats, failed) + 1)
+                elif max_per_row is not None and kept_here >= max_per_row:
+                    stats.over_row_limit += 1
+                else:
+                    kept_here += 1
+                    fingerprint = sampler.generator.fingerprint
+                    out.append(chain_row(row, start + offset, chain, fmt, "teacher", fingerprint))
+    stats.kept_before_balance = len(out)
+    return out, stats
+
+
+def templated(
+    rows: Sequence[dict], fmt: VerificationFormat, count_tokens: Callable[[str], int] | None = None,
+    max_chain_tokens: int = 4096,
+) -> tuple[list[dict], YieldStats]:  # fmt: skip
+    """Templated chains from gold labels (module docstring: not what the paper does)."""
+    stats = YieldStats("templated", rows=len(rows), note=TEMPLATED_NOTE)
+    out = []
+    for i, row in enumerate(rows):
+        labels = row["labels"]
+        wrong = first_wrong_step(labels)
+        if any(label is None for label in labels[: len(labels) if wrong < 0 else wrong + 1]):
+            stats.skipped_unlabelled_rows += 1
+            continue
+        chain = templated_chain(fmt, labels)
+        stats.sampled += 1
+        if count_tokens is not None and count_tokens(chain) > max_chain_tokens:
+            stats.too_long += 1
+            continue
+        out.append(chain_row(row, i, chain, fmt, "templated", "templated"))
+    stats.kept_before_balance = len(out)
+    return out, stats
+
+
+def finish(rows: list[dict], stats: YieldStats, ratio: float | None, seed: int) -> list[dict]:
+    """Filter 4 and the final counts."""
+    rows, stats.dropped_for_balance, stats.balance = balance(rows, ratio, seed)
+    stats.kept = len(rows)
+    return rows
+
+
+def _problem(row: dict) -> str:
+    """The problem text of a stepwise row (a chat prompt: its last message)."""
+    prompt = row["prompt"]
+    return prompt if isinstance(prompt, str) else prompt[-1]["content"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The builder's flags, for `rewardmodels build verification-cots` and its own parser alike."""
+    from rewardmodels.sampling import add_sampling_arguments
+
+    parser.add_argument(
+        "--rows", nargs="+", required=True,
+        help="Stepwise data specs with gold step labels, e.g. 'prm800k_stepwise:FILE.parquet?sample=8' or "
+        "'synthetic:n=100,seed=0' (the forms `rewardmodels train prm --train_data` takes).",
+    )  # fmt: skip
+    parser.add_argument("--output", "-o", required=True, help="Chain rows (JSONL) to write, atomically.")
+    parser.add_argument("--stats", default=None, help="Yield statistics JSON (default: OUTPUT.stats.json).")
+    parser.add_argument("--mode", choices=MODES, default="teacher",
+                        help="teacher: sample and filter (ThinkPRM's recipe); templated: chains written from "
+                        "the gold labels, for smoke runs only.")  # fmt: skip
+    parser.add_argument("--format", default=None, help="Verification format template (default: ThinkPRM's).")
+    parser.add_argument("--chains", type=int, default=4, help="Teacher chains sampled per row (ThinkPRM: 4).")
+    parser.add_argument("--max-chain-tokens", type=int, default=4096, help="Filter 3: longest chain kept.")
+    parser.add_argument("--max-per-row", type=int, default=None, help="Keep at most this many chains a row.")
+    parser.add_argument("--balance-ratio", type=float, default=1.0,
+                        help="Filter 4: neither outcome keeps more than this times the other's chains; 0 "
+                        "turns balancing off.")  # fmt: skip
+    parser.add_argument("--balance-seed", type=int, default=0, help="Seed of the balancing draw.")
+    parser.add_argument("--batch-rows", type=int, default=8, help="Rows whose chains are sampled per call.")
+    parser.add_argument("--tokenizer", default=None,
+                        help="Tokenizer that counts chain tokens (default: the local teacher's, or "
+                        "smollm2-135m with --endpoint).")  # fmt: skip
+    parser.add_argument("--invalid-rows", choices=["error", "drop"], default="error", help="Bad input rows.")
+    add_sampling_arguments(parser, "Tokens per teacher chain.")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the chains the `add_arguments` flags describe, and write rows and statistics."""
+    setup_logging()
+    from rewardmodels.data_builders.sources import load_rows
+    from rewardmodels.io import write_json, write_jsonl
+    from rewardmodels.modeling import load_tokenizer
+    from rewardmodels.verification import load_format
+
+    fmt = load_format(args.format)
+    rows, report = load_rows(args.rows, "stepwise", drop_invalid=args.invalid_rows == "drop")
+    logger.info("stepwise rows: %s", report)
+    ratio = args.balance_ratio or None
+    if args.mode == "templated":
+        tokenizer = load_tokenizer(args.tokenizer or args.generator, distinct_pad=False)
+        chains, stats = templated(rows, fmt, _counter(tokenizer), args.max_chain_tokens)
+        sampled_note = ""
+    else:
+        from rewardmodels.sampling import open_sampler
+
+        sampler = open_sampler(args)
+        try:
+            tokenizer = getattr(sampler.generator, "tokenizer", None)
+            if tokenizer is None or args.tokenizer:
+                tokenizer = load_tokenizer(args.tokenizer or "smollm2-135m", distinct_pad=False)
+            chains, stats = synthesize(rows, sampler, fmt, args.chains, _counter(tokenizer),
+                                       args.max_chain_tokens, args.max_per_row, args.batch_rows)  # fmt: skip
+        finally:
+            sampler.cache.close()
+        sampled_note = f"; teacher samples: {sampler.generated} generated, {sampler.hits} from the cache"
+    chains = finish(chains, stats, ratio, args.balance_seed)
+    write_jsonl(args.output, chains)
+    stats_path = args.stats or f"{args.output}.stats.json"
+    write_json(stats_path, {**stats.as_dict(), "rows_spec": list(args.rows), "format": fmt.name})
+    print(
+        f"verification-cots ({args.mode}): {stats.rows} rows, {stats.sampled} chains, {stats.malformed} "
+        f"malformed, {stats.disagreeing} disagreeing, {stats.too_long} too long, {stats.kept} kept "
+        f"({stats.balance}){sampled_note}; wrote {args.output} and {stats_path}"
+    )
+    return 0
+
+
+def _counter(tokenizer) -> Callable[[str], int]:
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m rewardmodels.data_builders.verification_cots",
+                            description=__doc__, formatter_class=HelpFormatter)  # fmt: skip
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

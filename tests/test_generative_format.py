@@ -33,10 +33,10 @@ def test_the_default_template_is_thinkprms_format():
     assert FMT.name == "thinkprm"
     message = render_user_message(FMT, " What is x? ", ["2x = 4", " x = 2 "])
     assert message == (
-        "You are given a math problem and a proposed step-by-step solution:\n\n[Math Problem]\n\nWhat is x?\n\n"
-        "[Solution]\n\nStep 1: 2x = 4\nStep 2: x = 2\n\nReview and critique each step in the proposed solution "
-        "to determine whether each step is correct. If the solution is incomplete, only verify the provided "
-        "steps."
+        "You are given a math problem and a proposed step-by-step solution:\n\n[Math Problem]\n\n"
+        "What is x?\n\n[Solution]\n\nStep 1: 2x = 4\nStep 2: x = 2\n\nReview and critique each step in "
+        "the proposed solution to determine whether each step is correct. If the solution is incomplete, "
+        "only verify the provided steps."
     )
     prompt = verifier_prompt(FMT, "What is x?", ["x = 2"], continuation=" more")
     assert prompt[1] == {"role": "assistant", "content": "Let's verify step by step: more"}
@@ -68,7 +68,8 @@ def test_missing_verdict_is_none_and_the_chain_incomplete():
 def test_extra_steps_and_a_step_that_does_not_exist_are_reported_not_counted():
     chain = (
         "Step 1: ok. The step is \\boxed{correct}\nStep 2: ok. The step is \\boxed{correct}\n"
-        "Step 3: an extra step. The step is \\boxed{incorrect}\nStep 0: nothing. The step is \\boxed{incorrect}\n"
+        "Step 3: an extra step. The step is \\boxed{incorrect}\n"
+        "Step 0: nothing. The step is \\boxed{incorrect}\n"
         "Is the solution correct? yes"
     )
     parsed = parse_chain(FMT, chain, 2)
@@ -77,7 +78,10 @@ def test_extra_steps_and_a_step_that_does_not_exist_are_reported_not_counted():
 
 
 def test_text_wrapped_verdicts_are_normalised():
-    chain = "Step 1: ok. The step is \\boxed{\\text{correct}}\nStep 2: no. The step is \\boxed{ \\text{ incorrect } }"
+    chain = (
+        "Step 1: ok. The step is \\boxed{\\text{correct}}\n"
+        "Step 2: no. The step is \\boxed{ \\text{ incorrect } }"
+    )
     normal = normalise_chain(FMT, chain)
     assert normal == "Step 1: ok. The step is \\boxed{correct}\nStep 2: no. The step is \\boxed{incorrect}"
     assert parse_chain(FMT, normal, 2).verdicts == [True, False]
@@ -99,7 +103,10 @@ def test_a_later_section_for_the_same_step_replaces_the_earlier_verdict():
 
 
 def test_verdicts_after_the_decision_question_are_ignored():
-    chain = "Step 1: ok. The step is \\boxed{correct}\nIs the solution correct? Yes\nStep 1: \\boxed{incorrect}"
+    chain = (
+        "Step 1: ok. The step is \\boxed{correct}\nIs the solution correct? Yes\n"
+        "Step 1: \\boxed{incorrect}"
+    )
     assert parse_chain(FMT, chain, 1).verdicts == [True]
     assert cut_after_last_verdict(FMT, chain) == (
         "Step 1: ok. The step is \\boxed{correct}\nIs the solution correct? Yes"
@@ -142,7 +149,8 @@ def test_a_swapped_template_changes_rendering_and_parsing(tmp_path):
         "\n[1] This step follows from the problem and the steps before it. The step is <<ok>>"
         "\n[2] This step contains a mistake. The step is <<bad>>\nVerdict: Wrong"
     )
-    assert parse_chain(fmt, chain, 2).verdicts == [True, False] and parse_chain(fmt, chain, 2).decision is False
+    parsed = parse_chain(fmt, chain, 2)
+    assert parsed.verdicts == [True, False] and parsed.decision is False
 
 
 def test_bad_templates_name_the_field(tmp_path):

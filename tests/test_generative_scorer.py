@@ -194,7 +194,8 @@ def test_step_probabilities_read_the_label_token_after_the_brace(verifier_dir):
 
 def test_the_endpoint_backend_generates_and_reads_top_logprobs(verifier_dir):
     decision = {"content": [{"token": " Yes", "logprob": -0.2, "top_logprobs": [
-        {"token": " Yes", "logprob": -0.2}, {"token": " no", "logprob": -1.9}, {"token": "Maybe", "logprob": -3.0},
+        {"token": " Yes", "logprob": -0.2}, {"token": " no", "logprob": -1.9},
+        {"token": "Maybe", "logprob": -3.0},
     ]}]}  # fmt: skip
     replies = [(200, chat_reply(GOOD_CHAIN)), (200, chat_reply(" Yes", logprobs=[decision]))]
     with StubServer(replies) as stub:

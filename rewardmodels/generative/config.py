@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rewardmodels.packing import SEQUENCE_PACKING_MODES
+from rewardmodels.scorers.generative import DECISION_CHOICES
+from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
+
+
+@dataclass
+class GenerativeConfig(RewardConfigBase):
+    """SFT of a generative verifier on verification chains: the loss is the mean negative log-likelihood of
+    the chain tokens (and the end-of-turn token after them); the prompt's tokens are context only."""
+
+    output_dir: str = output_dir_field("outputs/generative")
+    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW)."})
+    verification_format: str | None = field(
+        default=None,
+        metadata={
+            "help": "Verification format template (JSON, see rewardmodels/verification.py); default: "
+            "ThinkPRM's. Written into the manifest, so the exported scorer prompts and parses exactly as "
+            "trained."
+        },
+    )
+    packing: str = field(
+        default="packed",
+        metadata={
+            "help": f"How chains are batched ({', '.join(SEQUENCE_PACKING_MODES)}). packed: each sequence "
+            "once without padding, attending only to itself; none: right-padded rows. Both give the same "
+            "loss."
+        },
+    )
+    verifier_max_new_tokens: int = field(
+        default=1024,
+        metadata={"help": "The exported scorer's default token budget per chain round."},
+    )
+    verifier_temperature: float = field(
+        default=0.6,
+        metadata={"help": "The exported scorer's default sampling temperature for chains (0 = greedy)."},
+    )
+    decision_choices: str = field(
+        default="both",
+        metadata={
+            "help": f"The exported scorer's default reading of the decision ({', '.join(DECISION_CHOICES)}): "
+            "both sums the probabilities of 'Yes' and 'yes' (training targets are capitalised, ThinkPRM's "
+            "inference choices lowercase)."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_choices({"packing": SEQUENCE_PACKING_MODES, "decision_choices": DECISION_CHOICES})
+
+    def verifier_defaults(self) -> dict:
+        """The manifest's `verifier` block: the scorer's defaults, each overridable when it is loaded."""
+        return {
+            "max_new_tokens": self.verifier_max_new_tokens,
+            "temperature": self.verifier_temperature,
+            "decision_choices": self.decision_choices,
+            "parallel": 1,
+            "rounds": 1,
+        }

@@ -1,0 +1,107 @@
+"""`rewardmodels train generative`: SFT of a ThinkPRM-style generative verifier on verification chains.
+
+Data: chain rows from `rewardmodels build verification-cots` (teacher chains kept by ThinkPRM's filters), or
+`templated:SPEC` for chains written from the gold labels of stepwise rows (smoke runs only: not the paper's
+recipe). The loss covers the chain tokens only (completion-only). The training manifest records the
+verification format and the verifier's scoring defaults, so `rewardmodels export` writes a scorer directory
+of kind `generative` (plain `AutoModelForCausalLM` files) that prompts and parses as trained.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rewardmodels.cli_common import setup_logging
+from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+from rewardmodels.generative.config import GenerativeConfig
+from rewardmodels.generative.data import CompletionCollator, chain_features
+from rewardmodels.generative.trainer import GenerativeSFTTrainer
+from rewardmodels.training import base_manifest, load_model, train_and_save
+
+logger = logging.getLogger("rewardmodels")
+HEAD = "causal_lm"
+
+
+def load_chain_data(data_args: DataArguments, fmt, seed: int) -> tuple[list[dict], list[dict], dict]:
+    """Training and held-out chain rows (held out: --eval_data, else --eval_fraction of the training rows)."""
+    import random
+
+    from rewardmodels.data_builders.verification_cots import load_chain_rows
+
+    drop = data_args.invalid_rows == "drop"
+    train, sources = load_chain_rows(data_args.train_data, fmt, drop, data_args.max_train_rows)
+    held_out: list[dict] = []
+    if data_args.eval_data:
+        held_out, _ = load_chain_rows(data_args.eval_data, fmt, drop)
+    elif data_args.eval_fraction > 0:
+        order = list(range(len(train)))
+        random.Random(seed).shuffle(order)
+        n_eval = max(1, int(len(train) * data_args.eval_fraction))
+        held_out, train = [train[i] for i in order[:n_eval]], [train[i] for i in order[n_eval:]]
+    return train, held_out, sources
+
+
+def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: GenerativeConfig):
+    from rewardmodels.modeling import attn_implementation_of, load_tokenizer
+    from rewardmodels.packing import check_token_budget, packing_attention_for
+    from rewardmodels.verification import load_format
+
+    fmt = load_format(args.verification_format)
+    train_rows, eval_rows, sources = load_chain_data(data_args, fmt, args.seed)
+    # The vocabulary stays as saved: an added pad row would be a token the LM head could predict.
+    tokenizer = load_tokenizer(
+        model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code, distinct_pad=False
+    )
+    train_set, report = chain_features(tokenizer, fmt, train_rows, data_args.max_length)
+    logger.info("training chains: %s; sources %s", report, sources)
+    if not train_set:
+        raise ValueError(f"no training chain fits in max_length={data_args.max_length} tokens")
+    eval_set = None
+    if eval_rows:
+        eval_set, eval_report = chain_features(tokenizer, fmt, eval_rows, data_args.max_length)
+        logger.info("held-out chains: %s", eval_report)
+        eval_set = eval_set or None
+    model = load_model(model_args, tokenizer, num_labels=1, seed=args.seed, head=HEAD)
+    manifest = base_manifest("generative", model_args, data_args, True, head=HEAD)
+    manifest.update(
+        {
+            "verification_format": fmt.to_dict(),
+            "verifier": args.verifier_defaults(),
+            "chain_sources": sources,
+            "chain_tokenization": vars(report),
+            "packing": args.packing,
+        }
+    )
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    attention = packing_attention_for(attn_implementation_of(model))
+    if args.packing == "packed":
+        check_token_budget(args.packing_token_budget, data_args.max_length)
+        logger.info("batching: packed (attention via %s)", attention)
+    collator = CompletionCollator(pad, args.packing, attention, args.packing_token_budget)
+    return GenerativeSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=collator,
+        processing_class=tokenizer,
+        training_manifest=manifest,
+    )
+
+
+def _final_eval(trainer) -> None:
+    if trainer.eval_dataset is not None:
+        trainer.training_manifest["final_eval"] = trainer.evaluate()
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    model_args, data_args, args = parse_layered(
+        (ModelArguments, DataArguments, GenerativeConfig),
+        argv,
+        prog="rewardmodels train generative",
+        description=__doc__,
+    )
+    trainer = build_trainer(model_args, data_args, args)
+    train_and_save(trainer, args, finalize=_final_eval)
+    return 0

@@ -16,7 +16,6 @@ COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
         "bt": ("rewardmodels.bt.train", "Bradley-Terry outcome reward model on preference pairs"),
         "prm": ("rewardmodels.prm.train", "step-level process reward model on stepwise rows"),
         "implicit-prm": ("rewardmodels.implicit_prm.train", "implicit PRM from outcome labels or pairs"),
-        "generative": ("rewardmodels.generative.train", "ThinkPRM-style generative verifier (SFT on chains)"),
     },
     "build": {
         None: (
@@ -28,6 +27,7 @@ COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
         "processbench": ("rewardmodels.eval.processbench", "ProcessBench earliest-error F1 for a PRM scorer"),
         "best-of-n": ("rewardmodels.eval.best_of_n", "best-of-N / majority vote on sampled candidates"),
         "rewardbench": ("rewardmodels.eval.rewardbench", "RewardBench v1/v2: scorer dir, HF RM or DPO"),
+        "robustness": ("rewardmodels.eval.robustness", "spurious transforms, length bias, RM-Bench styles"),
     },
     "export": {None: ("rewardmodels.export", "merge LoRA and write a scorer directory")},
     "score": {None: ("rewardmodels.score", "score a file of prompt/response rows with a scorer")},

@@ -2,17 +2,24 @@
 
 Values apply in three layers: dataclass defaults, then the YAML file given with --config, then command-line
 flags. The YAML is turned into flags placed before the user's own, so argparse applies both with one set of
-type conversions and the last value wins.
+type conversions and the last value wins. Recipe values are checked first, so that an error in one names
+the recipe's line.
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from rewardmodels.errors import InputError
+from rewardmodels.io import read_text
 
 
 @dataclass
@@ -109,22 +116,86 @@ class DataArguments:
         return mapping
 
 
-def yaml_to_argv(path: str | Path) -> list[str]:
-    """Flatten a recipe YAML into `--key value` flags (lists become several values, dicts become JSON)."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+@dataclass
+class Recipe:
+    """A recipe YAML as flags: `values[key]` are the `--key` flag's values (lists give several, mappings one
+    JSON string, null leaves the field at its default), `argv` all of them in the file's order, and
+    `lines[key]` the key's 1-based line."""
+
+    path: str
+    values: dict[str, list[str]]
+    lines: dict[str, int]
+
+    @property
+    def argv(self) -> list[str]:
+        return [flag for key, values in self.values.items() for flag in (f"--{key}", *values)]
+
+
+def read_recipe(path: str | Path) -> Recipe:
+    """Read a recipe; `InputError` naming the file (and line) if it is missing, not YAML or not a mapping."""
+    text = read_text(path)
+    try:
+        data = yaml.safe_load(text) or {}
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        problem = getattr(e, "problem", None) or str(e)
+        raise InputError(path, mark.line + 1 if mark else None, None, f"not valid YAML ({problem})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a recipe must be a mapping of field: value")
-    argv: list[str] = []
+        raise InputError(path, None, None, "a recipe must be a mapping of field: value")
+    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value} if node is not None else {}
+    values: dict[str, list[str]] = {}
     for key, value in data.items():
         if isinstance(value, dict):
-            argv += [f"--{key}", json.dumps(value)]
+            values[str(key)] = [json.dumps(value)]
         elif isinstance(value, list):
-            argv += [f"--{key}", *[str(v) for v in value]]
-        elif value is None:
-            continue
-        else:
-            argv += [f"--{key}", str(value)]
-    return argv
+            values[str(key)] = [str(v) for v in value]
+        elif value is not None:
+            values[str(key)] = [str(value)]
+    return Recipe(str(path), values, lines)
+
+
+def check_recipe(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
+    """Every recipe field is an option of `parser` and its value has the option's type and choices; else an
+    `InputError` naming the recipe's line and field. Runs before the command line is parsed, so a bad value
+    is blamed on the file it is in, not on a flag the user never typed."""
+    options = parser._option_string_actions  # argparse's table of flag -> action
+    for key, values in recipe.values.items():
+        line = recipe.lines.get(key)
+        action = options.get(f"--{key}")
+        if action is None or action.dest in ("config", "help"):
+            known = sorted({a.dest for a in parser._actions} - {"config", "help"})
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"Did you mean '{close[0]}'?" if close else None
+            raise InputError(recipe.path, line, None, f"unknown field '{key}'", hint=hint)
+        if action.nargs == 0:
+            raise InputError(recipe.path, line, key, "a switch that takes no value; set the field it negates")
+        if action.nargs in (None, "?") and len(values) != 1:
+            raise InputError(recipe.path, line, key, f"takes one value, got a list of {len(values)}")
+        try:
+            parser._get_values(action, list(values))  # argparse's own type and choices checks
+        except argparse.ArgumentError as e:
+            raise InputError(recipe.path, line, key, e.message) from None
+
+
+def _refuse(message: str):
+    """argparse's `error`, raising instead of printing the usage and exiting: one line, exit code 2."""
+    raise InputError(None, None, None, message, hint="See --help.")
+
+
+def _config_error(error: ValueError, recipe: Recipe | None, argv: list[str]) -> InputError:
+    """A config's refusal (`__post_init__`) as an InputError. One about a `--field` that the recipe set and
+    the command line did not names the recipe's file, line and field."""
+    if not isinstance(error, InputError):
+        error = InputError(None, None, None, str(error))
+    flag = re.match(r"--([\w-]+)", error.reason)
+    if error.file is None and recipe is not None and flag:
+        name = flag.group(1).replace("-", "_")
+        typed = {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
+        key = next((k for k in recipe.values if k.replace("-", "_") == name), None)
+        if key is not None and name not in typed:
+            return InputError(recipe.path, recipe.lines.get(key), key, error.reason, hint=error.hint)
+    return error
 
 
 def parse_layered(
@@ -133,7 +204,11 @@ def parse_layered(
     prog: str | None = None,
     description: str | None = None,
 ):
-    """Parse dataclass defaults <- YAML (--config) <- command line. Unknown keys are errors, naming the key."""
+    """Parse dataclass defaults <- YAML (--config) <- command line.
+
+    Bad input in any layer is an `InputError` (one line and exit code 2 from the `rewardmodels` command): an
+    unknown recipe field, or a recipe value of the wrong type, names the file, line and field; an unknown
+    flag, a flag value of the wrong type, or a value a config refuses is named as given."""
     from transformers import HfArgumentParser
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -141,14 +216,21 @@ def parse_layered(
     parser.add_argument(
         "--config", default=None, help="Recipe YAML; its values override defaults, and flags override it."
     )
-    config_path = None
+    parser.error = _refuse
+    recipe = None
     if "--config" in argv:
         i = argv.index("--config")
-        config_path = argv[i + 1]
+        if i + 1 == len(argv):
+            _refuse("argument --config: expected one argument")
+        recipe = read_recipe(argv[i + 1])
         argv = argv[:i] + argv[i + 2 :]
-    known = {a.dest for a in parser._actions}
-    yaml_argv = yaml_to_argv(config_path) if config_path else []
-    for flag in yaml_argv:
-        if flag.startswith("--") and flag[2:] not in known:
-            raise ValueError(f"{config_path}: unknown field '{flag[2:]}'")
-    return parser.parse_args_into_dataclasses(args=yaml_argv + argv)[: len(dataclass_types)]
+        check_recipe(parser, recipe)
+    try:
+        parsed = parser.parse_args_into_dataclasses(
+            args=(recipe.argv if recipe else []) + argv, return_remaining_strings=True
+        )
+    except ValueError as e:
+        raise _config_error(e, recipe, argv) from None
+    if parsed[-1]:
+        _refuse(f"unrecognized arguments: {' '.join(parsed[-1])}")
+    return parsed[: len(dataclass_types)]

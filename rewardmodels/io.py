@@ -65,10 +65,7 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
             except json.JSONDecodeError as e:
                 raise InputError(path, lineno, None, f"not valid JSON ({e.msg}, column {e.colno})") from None
         return rows
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise _not_utf8(path, data.count(b"\n", 0, e.start) + 1, e) from None
+    text = _decode_whole(data, path)
     try:
         parsed = json.loads(text)
     except json.JSONDecodeError as e:
@@ -80,14 +77,20 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
     return [with_location(row, Location(str(path), i, ROW)) for i, row in enumerate(parsed, 1)]
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """A UTF-8 text file's contents (a leading BOM dropped); `InputError` naming the file when it is missing,
+    and the line of the first byte that is not UTF-8."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, None, "no such file" if not path.exists() else "not a file")
+    return _decode_whole(_read_bytes(path), path)
+
+
 def read_json_object(path: str | os.PathLike) -> dict:
     """A JSON file holding one object (a manifest); `InputError` naming the file and line if it is not."""
     path = Path(path)
-    data = path.read_bytes()
     try:
-        parsed = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as e:
-        raise _not_utf8(path, data.count(b"\n", 0, e.start) + 1, e) from None
+        parsed = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise InputError(path, e.lineno, None, f"not valid JSON ({e.msg}, column {e.colno})") from None
     if not isinstance(parsed, dict):
@@ -103,6 +106,13 @@ def _read_bytes(path: Path) -> bytes:
             return f.read()
     except (gzip.BadGzipFile, EOFError) as e:
         raise InputError(path, None, None, f"not a readable gzip file ({e})") from None
+
+
+def _decode_whole(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, data.count(b"\n", 0, e.start) + 1, e) from None
 
 
 def _decode(raw: bytes, path: Path, lineno: int, bom: bool) -> str:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
+from rewardmodels.errors import InputError
+
 
 def output_dir_field(default: str):
     """The `output_dir` field of a method's config, with that method's default directory."""
@@ -62,4 +64,5 @@ class RewardConfigBase(TrainingArguments):
         """Refuse a field whose value is not among its choices, naming the flag and the allowed values."""
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                reason = f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                raise InputError(None, None, None, reason)

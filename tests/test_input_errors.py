@@ -120,6 +120,74 @@ def test_problems_are_counted_per_row_and_a_row_is_dropped_once(tmp_path):
     assert len(kept) == 1 and report.dropped == {"empty step": 1} and report.total == 2
 
 
+def test_no_labelled_step_within_max_length_is_refused_before_the_model(tiny_llama, tmp_path, no_model_loads):
+    from rewardmodels.prm.train import build_trainer
+
+    # the first step alone is longer than max_length, so no step (and no label) is kept
+    data = write_lines(tmp_path / "steps.jsonl", [stepwise([True, False], ["what is the answer " * 40, "b"])])
+    args = prm_args(tiny_llama, tmp_path / "run", "--train_data", str(data), "--max_length", "16")
+    with pytest.raises(InputError) as info:
+        build_trainer(*args)
+    assert info.value.one_line() == (
+        f"{data}: no training row keeps a labelled step within max_length=16. Raise --max_length, or give rows "
+        "whose labelled steps come earlier."
+    )
+
+
+# ---- recipes and flags: one InputError each; a recipe's names its file, line and field --------------------------
+
+
+def test_recipe_errors_name_the_file_line_and_field(tiny_llama, tmp_path, no_model_loads):
+    recipe = tmp_path / "r.yaml"
+
+    def refused(text: str, *flags: str, parse=bt_args) -> str:
+        recipe.write_text(text)
+        with pytest.raises(InputError) as info:
+            parse(tiny_llama, tmp_path / "run", "--config", str(recipe), *flags)
+        return info.value.one_line()
+
+    assert refused("max_length: 64\nlerning_rate: 1.0\n") == (
+        f"{recipe}, line 2: unknown field 'lerning_rate'. Did you mean 'learning_rate'?"
+    )
+    assert refused("# a comment\nlearning_rate: fast\n") == (
+        f"{recipe}, line 2, field 'learning_rate': invalid float value: 'fast'"
+    )
+    assert refused("lora_r: [4, 8]\n") == f"{recipe}, line 1, field 'lora_r': takes one value, got a list of 2"
+    assert refused("max_length: [1, 2\n") == (
+        f"{recipe}, line 2: not valid YAML (expected ',' or ']', but got '<stream end>')"
+    )
+    # a value the config refuses after parsing is blamed on the recipe line that set it ...
+    assert refused("max_length: 64\npacking: weird\n") == (
+        f"{recipe}, line 2, field 'packing': --packing must be one of auto, tree, packed, none, got 'weird'"
+    )
+    assert refused("label_mode: medium\n", parse=prm_args) == (
+        f"{recipe}, line 1, field 'label_mode': --label_mode must be one of hard, soft, got 'medium'"
+    )
+    # ... unless the command line set it, and a flag overrides a bad recipe value
+    assert refused("packing: none\n", "--packing", "weird") == (
+        "--packing must be one of auto, tree, packed, none, got 'weird'"
+    )
+    recipe.write_text("packing: weird\n")
+    assert bt_args(tiny_llama, tmp_path / "run", "--config", str(recipe), "--packing", "none")[2].packing == "none"
+    with pytest.raises(InputError) as info:
+        bt_args(tiny_llama, tmp_path / "run", "--config", str(tmp_path / "missing.yaml"))
+    assert info.value.one_line() == f"{tmp_path / 'missing.yaml'}: no such file"
+
+
+def test_flag_errors_are_one_input_error(tiny_llama, tmp_path, no_model_loads):
+    with pytest.raises(InputError) as info:
+        bt_args(tiny_llama, tmp_path / "run", "--lerning_rate", "3")
+    assert info.value.one_line() == "unrecognized arguments: --lerning_rate 3. See --help."
+    with pytest.raises(InputError) as info:
+        bt_args(tiny_llama, tmp_path / "run", "--learning-rate", "x")
+    assert info.value.one_line() == (
+        "argument --learning_rate/--learning-rate: invalid float value: 'x'. See --help."
+    )
+    with pytest.raises(InputError) as info:
+        prm_args(tiny_llama, tmp_path / "run", "--label_mode", "soft", "--loss_type", "ce")
+    assert info.value.one_line() == "soft labels need --loss_type bce (cross-entropy here takes hard labels only)"
+
+
 # ---- BT pairs that truncation makes identical ------------------------------------------------------------------
 
 LONG_TAIL = " the answer is good" * 12
@@ -461,6 +529,19 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
     assert debug.stderr.strip().endswith("See --prompt-field/--response-field.")
+
+
+@pytest.mark.slow
+def test_cli_train_reports_a_recipe_error_in_one_line(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("learning_rate: 1.0e-4\npacking: weird\n")
+    done = run_cli("train", "bt", "--config", str(recipe), "--output_dir", str(tmp_path / "run"))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"rewardmodels train bt: error: {recipe}, line 2, field 'packing': --packing must be one of auto, tree, "
+        "packed, none, got 'weird'"
+    )
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import logging
 from rewardmodels.cli_common import setup_logging
 from rewardmodels.collators import PaddedStepCollator
 from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+from rewardmodels.errors import InputError
 from rewardmodels.prm.config import PRMConfig
 from rewardmodels.prm.trainer import PRMTrainer
 from rewardmodels.tokenization import (
@@ -38,8 +39,8 @@ def check_hard_labels(rows: list[dict], where: str) -> None:
                 )
 
 
-def load_prm_model_and_tokenizer(model_args: ModelArguments, args: PRMConfig):
-    """The backbone with a `num_labels`-way head, its tokenizer, and the separator's token ids.
+def load_prm_tokenizer(model_args: ModelArguments, args: PRMConfig):
+    """The tokenizer, the separator's token ids, and whether a dedicated separator token was added.
 
     A dedicated separator token must be in the tokenizer before the model is built, so that the embeddings are
     resized and, under LoRA, the token's row is listed among the adapter's trainable and saved weights.
@@ -48,16 +49,12 @@ def load_prm_model_and_tokenizer(model_args: ModelArguments, args: PRMConfig):
 
     tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
     if not args.separator_token:
-        model = load_model(model_args, tokenizer, args.num_labels, args.seed, head=PRM_HEAD)
-        return model, tokenizer, separator_ids(tokenizer, args.step_separator), False
+        return tokenizer, separator_ids(tokenizer, args.step_separator), False
     token_id, added = ensure_separator_token(tokenizer, args.step_separator)
     logger.info(
         "step separator %r is token %d (%s)", args.step_separator, token_id, "added" if added else "reused"
     )
-    model = load_model(
-        model_args, tokenizer, args.num_labels, args.seed, trainable_token_ids=[token_id], head=PRM_HEAD
-    )
-    return model, tokenizer, [token_id], added
+    return tokenizer, [token_id], added
 
 
 def step_collator(args: PRMConfig, data_args: DataArguments, model, tokenizer, manifest: dict):
@@ -77,14 +74,21 @@ def step_collator(args: PRMConfig, data_args: DataArguments, model, tokenizer, m
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PRMConfig) -> PRMTrainer:
     hard = args.label_mode == "hard"  # fractional labels are refused (or dropped) with the other bad rows
     train_rows, eval_rows = load_train_eval_rows(data_args, "stepwise", args.seed, hard_labels=hard)
-    model, tokenizer, sep_ids, added = load_prm_model_and_tokenizer(model_args, args)
+    # Tokenized before the model loads, so that data that keeps no labelled step fails first.
+    tokenizer, sep_ids, added = load_prm_tokenizer(model_args, args)
     use_template = resolve_chat_template(data_args.use_chat_template, train_rows, tokenizer)
     train_set, report = tokenize_stepwise_rows(
         tokenizer, train_rows, sep_ids, use_template, data_args.max_length, args.train_on_last_step_only
     )
     logger.info("training rows: %s", report)
     if not train_set:
-        raise ValueError(f"no training row keeps a labelled step within max_length={data_args.max_length}")
+        raise InputError(
+            ", ".join(data_args.train_data),
+            None,
+            None,
+            f"no training row keeps a labelled step within max_length={data_args.max_length}",
+            hint="Raise --max_length, or give rows whose labelled steps come earlier.",
+        )
     eval_set = None
     if eval_rows:
         # Held-out rows keep every step's label, also with train_on_last_step_only: the metric is per step.
@@ -98,6 +102,8 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PR
             "tokenizing held-out steps",
         )
         logger.info("held-out rows: %s", eval_report)
+    trainable = sep_ids if args.separator_token else None  # the dedicated token's row, trained under LoRA
+    model = load_model(model_args, tokenizer, args.num_labels, args.seed, trainable, head=PRM_HEAD)
     manifest = base_manifest("prm", model_args, data_args, use_template, head=PRM_HEAD)
     manifest.update(
         {

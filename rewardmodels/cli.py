@@ -16,6 +16,7 @@ COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
         "bt": ("rewardmodels.bt.train", "Bradley-Terry outcome reward model on preference pairs"),
         "prm": ("rewardmodels.prm.train", "step-level process reward model on stepwise rows"),
         "implicit-prm": ("rewardmodels.implicit_prm.train", "implicit PRM from outcome labels or pairs"),
+        "generative": ("rewardmodels.generative.train", "ThinkPRM-style generative verifier (SFT on chains)"),
     },
     "build": {
         None: (

@@ -58,7 +58,7 @@ CORE_MODULES = [
 SCORERS = ["rewardmodels.scorers"]
 EXPORT = ["rewardmodels.export"]
 # Commands that run a scorer directory or convert a model: they must work without any training code.
-APPLICATIONS = ["rewardmodels.score", "rewardmodels.serve", "rewardmodels.convert"]
+APPLICATIONS = ["rewardmodels.score", "rewardmodels.serve", "rewardmodels.serving", "rewardmodels.convert"]
 COMMAND_TABLE = "rewardmodels.cli"
 # The two modules that run the command table: the table itself and `python -m rewardmodels`.
 ENTRY_POINTS = [COMMAND_TABLE, "rewardmodels.__main__"]

@@ -1,9 +1,7 @@
-"""The scorer in the places users put it: the score CLI, TRL's GRPO reward-function signature, the HTTP server."""
+"""The scorer in the places users put it: the score CLI and TRL's GRPO reward-function signature (the HTTP
+server: tests/test_serve.py)."""
 
 import json
-import threading
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -11,7 +9,6 @@ import rewardmodels
 from rewardmodels.errors import InputError
 from rewardmodels.io import read_rows, write_jsonl
 from rewardmodels.score import main as score_main
-from rewardmodels.serve import make_server
 
 PROMPTS = ["Compute 2 + 3. Work it out one step at a time.", "Compute 9 - 4. Work it out one step at a time."]
 RESPONSES = ["2 + 3 = 5\nAnswer: 5", "9 - 4 = 1\nAnswer: 1"]
@@ -55,34 +52,6 @@ def test_reward_func_matches_trl_grpo_signature(tiny_scorer):
     mean, std = scorer.manifest["reward_mean"], scorer.manifest["reward_std"]
     assert std > 0
     assert normalized == pytest.approx([(g - mean) / std for g in got], abs=1e-5)
-
-
-def _post(url: str, body: dict):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
-def test_http_server_speaks_openrlhf_remote_rm(tiny_scorer):
-    scorer = rewardmodels.load_scorer(tiny_scorer)
-    server = make_server(scorer, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        # OpenRLHF sends whole formatted texts in "query"
-        texts = [scorer.tokenizer.decode(ids) for ids in scorer.encode(PROMPTS, RESPONSES)]
-        body = _post(f"{base}/get_reward", {"query": texts})
-        assert body["rewards"] == pytest.approx(scorer.score(PROMPTS, RESPONSES), abs=1e-4)
-        assert body["scores"] == body["rewards"]
-        body = _post(f"{base}/get_reward", {"prompts": PROMPTS, "responses": RESPONSES})
-        assert body["rewards"] == pytest.approx(scorer.score(PROMPTS, RESPONSES), abs=1e-5)
-        with pytest.raises(urllib.error.HTTPError) as info:
-            _post(f"{base}/get_reward", {"query": "not a list"})
-        assert info.value.code == 400
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_load_scorer_rejects_a_non_scorer_directory(tmp_path):

@@ -1,0 +1,249 @@
+"""The scorer behind the server: checked requests become batcher jobs, job results become replies.
+
+Which scorer call a request needs is read off the scorer's capabilities, never its kind:
+
+  /get_reward query        EncodesRenderedText + ScoresTokenIds: the texts are tokenized as they are
+                           (`encode_rendered`), then `score_ids`
+  /get_reward, /score      ScoresTokenIds: `encode` here, `score_ids` on the worker (so identical sequences
+    with prompts+responses  of different requests are scored once); otherwise `score` on the worker, or the
+                           steps re-aggregated with the server's --aggregation (`reward_funcs.raw_scores`)
+  /score_steps             ScoresSteps: `score_steps` on the worker
+
+Tokenizing happens in the request's own thread under one lock (the scorer keeps per-call truncation state),
+never on the model worker and never in two threads at once; the model runs only on the worker. Rewards
+then pass through `reward_funcs.finish_scores` (normalize, then clip), as an in-process reward function's
+do, and NaN (nothing scorable) is sent as null.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+from rewardmodels.scorers.capabilities import (
+    EncodesRenderedText,
+    ReportsTruncation,
+    ScoresSteps,
+    ScoresTokenIds,
+)
+from rewardmodels.scorers.reward_funcs import RewardOptions, finish_scores, raw_scores
+from rewardmodels.serving.batcher import DynamicBatcher, QueueFull, plan_forwards
+from rewardmodels.serving.metrics import ServerMetrics
+from rewardmodels.serving.requests import (
+    Limits,
+    RequestError,
+    get_reward_form,
+    parse_pairs,
+    parse_steps,
+    parse_texts,
+)
+from rewardmodels.steps import aggregate
+
+CHARS_PER_TOKEN = 4  # the token-budget estimate for texts the server does not tokenize itself
+OPENRLHF_SCORES = ("rewards", "sigmoid")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    max_batch_size: int = 16  # sequences per forward
+    max_batch_tokens: int = 16384  # rows x longest sequence per forward
+    batch_window_s: float = 0.005  # how long the worker waits for more requests before a forward
+    max_queue: int = 1024  # sequences waiting; beyond it: 503 + Retry-After
+    request_timeout_s: float = 60.0  # from arrival to answer; beyond it: 504
+    max_body_bytes: int = 8 * 2**20  # beyond it: 413
+    limits: Limits = field(default_factory=Limits)
+    refuse_overlong: bool = False  # 400 for a text over the scorer's max_length instead of cutting it
+    options: RewardOptions = field(default_factory=RewardOptions)  # normalize / clip / aggregation
+    openrlhf_scores: str = "rewards"  # OpenRLHF's `scores`: the rewards, or sigmoid(reward) in (0, 1)
+    token: str | None = None  # bearer token; None: no authentication
+
+    def check(self) -> None:
+        if self.limits.max_items > self.max_queue:
+            raise ValueError(
+                f"--max-request-items {self.limits.max_items} exceeds --max-queue {self.max_queue}: "
+                "such a request could never be queued"
+            )
+        if self.openrlhf_scores not in OPENRLHF_SCORES:
+            raise ValueError(f"openrlhf_scores must be one of {OPENRLHF_SCORES}, got {self.openrlhf_scores!r}")
+        if self.request_timeout_s <= 0 or self.max_body_bytes < 1:
+            raise ValueError("the request timeout and the body cap must be positive")
+
+
+@dataclass
+class Prepared:
+    """What one request asks of the worker."""
+
+    kind: str  # "ids", "pairs" or "steps"
+    items: list
+    costs: list[int]
+    truncated: list[bool] | None = None  # per item, when the scorer reports it
+
+
+def text_cost(value) -> int:
+    """Estimated tokens of a string, chat messages or a list of steps (characters / CHARS_PER_TOKEN)."""
+    if isinstance(value, str):
+        return len(value) // CHARS_PER_TOKEN + 1
+    if isinstance(value, dict):
+        return text_cost(value.get("content", ""))
+    return sum(text_cost(v) for v in value) + 1
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def nan_to_none(values) -> list:
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
+
+
+class ScoringService:
+    def __init__(self, scorer, settings: ServerSettings, metrics: ServerMetrics | None = None):
+        settings.check()
+        settings.options.check(scorer)
+        self.scorer = scorer
+        self.settings = settings
+        self.metrics = metrics or ServerMetrics()
+        self.encode_lock = threading.Lock()
+        self.batcher = DynamicBatcher(
+            self.run,
+            max_batch_size=settings.max_batch_size,
+            max_batch_tokens=settings.max_batch_tokens,
+            window_s=settings.batch_window_s,
+            max_queue=settings.max_queue,
+            metrics=self.metrics,
+        )
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    def close(self) -> None:
+        self.batcher.close()
+
+    # -- preparing a request (its own thread) ---------------------------------------------------------------
+    def _encoded(self, encode, field_name: str, *args) -> Prepared:
+        with self.encode_lock:
+            ids = encode(*args)
+            flags = list(self.scorer.last_truncated) if isinstance(self.scorer, ReportsTruncation) else None
+        if flags is not None and any(flags):
+            if self.settings.refuse_overlong:
+                first = flags.index(True)
+                raise RequestError(
+                    400,
+                    f"{field_name}[{first}] is longer than the scorer's max_length; this server refuses "
+                    "over-long texts (started with --on-overlong refuse)",
+                )
+            self.metrics.record_truncated(sum(flags))
+        return Prepared("ids", ids, [len(s) for s in ids], flags)
+
+    def prepare_texts(self, texts: list[str]) -> Prepared:
+        if not (isinstance(self.scorer, EncodesRenderedText) and isinstance(self.scorer, ScoresTokenIds)):
+            # A PRM reads its head at step separators inside the response, which a pre-formatted text hides.
+            raise RequestError(
+                400,
+                f"this {self.scorer.kind} scorer cannot score pre-formatted 'query' texts; send "
+                "{'prompts': [...], 'responses': [...]} so that it can find the response (and its steps)",
+            )
+        return self._encoded(self.scorer.encode_rendered, "query", texts)
+
+    def prepare_pairs(self, prompts: list, responses: list) -> Prepared:
+        if isinstance(self.scorer, ScoresTokenIds) and self.settings.options.aggregation is None:
+            return self._encoded(self.scorer.encode, "responses", prompts, responses)
+        items = list(zip(prompts, responses, strict=True))
+        return Prepared("pairs", items, [text_cost(p) + text_cost(r) for p, r in items])
+
+    def prepare_steps(self, prompts: list, steps: list[list[str]]) -> Prepared:
+        if not isinstance(self.scorer, ScoresSteps):
+            raise RequestError(400, f"this {self.scorer.kind} scorer gives no step scores; POST /score instead")
+        items = list(zip(prompts, steps, strict=True))
+        return Prepared("steps", items, [text_cost(p) + text_cost(s) for p, s in items])
+
+    def prepare(self, endpoint: str, body: dict) -> tuple[str, Prepared, str | None]:
+        """(reply form, work, aggregation of /score_steps); RequestError for a bad body."""
+        limits = self.settings.limits
+        if endpoint == "get_reward":
+            if get_reward_form(body) == "query":
+                return "openrlhf", self.prepare_texts(parse_texts(body, limits)), None
+            return "openrlhf", self.prepare_pairs(*parse_pairs(body, limits)), None
+        if endpoint == "score":
+            return "score", self.prepare_pairs(*parse_pairs(body, limits)), None
+        if endpoint == "score_steps":
+            prompts, steps, aggregation = parse_steps(body, limits)
+            return "steps", self.prepare_steps(prompts, steps), aggregation
+        raise RequestError(404, f"unknown endpoint {endpoint!r}")
+
+    # -- the model worker -----------------------------------------------------------------------------------
+    def run(self, kind: str, items: list) -> list:
+        """One forward's worth of items (called on the worker thread only)."""
+        n = len(items)
+        if kind == "ids":
+            return self.scorer.score_ids(items, batch_size=n)
+        prompts, rest = [p for p, _ in items], [r for _, r in items]
+        if kind == "pairs":
+            options = RewardOptions(aggregation=self.settings.options.aggregation, batch_size=n)
+            return raw_scores(self.scorer, prompts, rest, options)
+        if kind == "steps":
+            return self.scorer.score_steps(prompts, rest, batch_size=n)
+        raise ValueError(f"unknown job kind {kind!r}")
+
+    # -- replies --------------------------------------------------------------------------------------------
+    def reply(self, form: str, prepared: Prepared, values: list, aggregation: str | None) -> dict:
+        if form == "steps":
+            body = {"step_scores": [nan_to_none(v) for v in values]}
+            if aggregation is not None:
+                body["scores"] = nan_to_none([aggregate(v, aggregation) for v in values])
+            return body
+        rewards = nan_to_none(finish_scores(self.scorer, values, self.settings.options))
+        if form == "score":
+            body = {"scores": rewards}
+            if prepared.truncated is not None:
+                body["truncated"] = prepared.truncated
+            return body
+        scores = rewards
+        if self.settings.openrlhf_scores == "sigmoid":
+            scores = [None if r is None else sigmoid(r) for r in rewards]
+        extra = {"reward": rewards}
+        if prepared.truncated is not None:
+            extra["truncated"] = [int(t) for t in prepared.truncated]
+        return {"rewards": rewards, "scores": scores, "extra_logs": extra}
+
+    def answer_now(self, endpoint: str, body: dict) -> dict:
+        """The reply to one body, scored in the calling thread without the queue (tests, custom loops)."""
+        form, prepared, aggregation = self.prepare(endpoint, body)
+        values: list = [None] * len(prepared.items)
+        for take in plan_forwards(prepared.costs, self.settings.max_batch_size, self.settings.max_batch_tokens):
+            out = self.run(prepared.kind, [prepared.items[i] for i in take])
+            for i, v in zip(take, out, strict=True):
+                values[i] = v
+        return self.reply(form, prepared, values, aggregation)
+
+    async def answer(self, endpoint: str, body: dict, deadline: float) -> dict:
+        """The reply to one body through the batcher; `deadline` is a time.monotonic() instant."""
+        if self.batcher.depth()["queued_sequences"] >= self.batcher.max_queue:
+            raise self.queue_full(QueueFull("the queue is full; retry later", self.batcher.retry_after()))
+        form, prepared, aggregation = await asyncio.to_thread(self.prepare, endpoint, body)
+        try:
+            future = self.batcher.submit(prepared.kind, prepared.items, prepared.costs)
+        except QueueFull as e:
+            raise self.queue_full(e) from None
+        remaining = deadline - time.monotonic()
+        try:
+            values = await asyncio.wait_for(asyncio.wrap_future(future), max(remaining, 0.001))
+        except asyncio.TimeoutError:
+            raise RequestError(
+                504,
+                f"not scored within the server's {self.settings.request_timeout_s:g} s request timeout; "
+                "the server is overloaded, retry later",
+            ) from None
+        except QueueFull as e:  # the server began shutting down while the request waited
+            raise self.queue_full(e) from None
+        return self.reply(form, prepared, values, aggregation)
+
+    @staticmethod
+    def queue_full(e: QueueFull) -> RequestError:
+        return RequestError(503, str(e), {"Retry-After": str(e.retry_after)})
+
+
+__all__ = ["OPENRLHF_SCORES", "Prepared", "ScoringService", "ServerSettings", "text_cost"]

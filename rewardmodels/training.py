@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from rewardmodels.config import DataArguments, ModelArguments
+from rewardmodels.cli_common import setup_logging
+from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.modeling import (
     HEAD_MODEL_CLASSES,
     LoraSettings,
@@ -120,6 +122,26 @@ def resolve_resume(value: str | None, output_dir: str) -> str | None:
     if not Path(value).is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint: no checkpoint directory at {value}")
     return value
+
+
+def run_method(
+    config_class: type,
+    build_trainer: Callable,
+    argv: list[str] | None,
+    prog: str,
+    description: str | None,
+    finalize: Callable | None = None,
+) -> int:
+    """A `rewardmodels train <method>` command: logging; ModelArguments, DataArguments and the method's
+    `config_class` from defaults <- recipe <- flags (`parse_layered`); `build_trainer(model_args, data_args,
+    args)`; then `train_and_save` with `finalize`."""
+    setup_logging()
+    model_args, data_args, args = parse_layered(
+        (ModelArguments, DataArguments, config_class), argv, prog=prog, description=description
+    )
+    trainer = build_trainer(model_args, data_args, args)
+    train_and_save(trainer, args, finalize=finalize)
+    return 0
 
 
 def train_and_save(trainer, args, finalize=None) -> None:

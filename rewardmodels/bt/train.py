@@ -6,8 +6,7 @@ import logging
 
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.trainer import BTTrainer
-from rewardmodels.cli_common import setup_logging
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+from rewardmodels.config import DataArguments, ModelArguments
 from rewardmodels.data_builders.schema import drop_identical_token_pairs
 from rewardmodels.modeling import attn_implementation_of, load_tokenizer
 from rewardmodels.packing import make_pair_collator
@@ -17,7 +16,7 @@ from rewardmodels.training import (
     final_eval,
     load_model,
     load_train_eval_rows,
-    train_and_save,
+    run_method,
 )
 
 logger = logging.getLogger("rewardmodels")
@@ -71,11 +70,5 @@ def pair_collator(args: BTConfig, data_args: DataArguments, model, tokenizer, tr
 
 
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
-    model_args, data_args, args = parse_layered(
-        (ModelArguments, DataArguments, BTConfig), argv, prog="rewardmodels train bt", description=__doc__
-    )
-    trainer = build_trainer(model_args, data_args, args)
-    train_and_save(trainer, args, finalize=final_eval)
-    return 0
+    return run_method(BTConfig, build_trainer, argv, "rewardmodels train bt", __doc__, final_eval)
 

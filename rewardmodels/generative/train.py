@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from rewardmodels.cli_common import setup_logging
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+from rewardmodels.config import DataArguments, ModelArguments
 from rewardmodels.generative.config import GenerativeConfig
 from rewardmodels.generative.data import CompletionCollator, chain_features
 from rewardmodels.generative.trainer import GenerativeSFTTrainer
-from rewardmodels.training import base_manifest, load_model, train_and_save
+from rewardmodels.training import base_manifest, load_model, run_method
 
 logger = logging.getLogger("rewardmodels")
 HEAD = "causal_lm"
@@ -95,13 +94,4 @@ def _final_eval(trainer) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
-    model_args, data_args, args = parse_layered(
-        (ModelArguments, DataArguments, GenerativeConfig),
-        argv,
-        prog="rewardmodels train generative",
-        description=__doc__,
-    )
-    trainer = build_trainer(model_args, data_args, args)
-    train_and_save(trainer, args, finalize=_final_eval)
-    return 0
+    return run_method(GenerativeConfig, build_trainer, argv, "rewardmodels train generative", __doc__, _final_eval)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rewardmodels.cli_common import setup_logging
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+from rewardmodels.config import DataArguments, ModelArguments
 from rewardmodels.fingerprints import model_fingerprint
 from rewardmodels.implicit_prm.config import SAME_AS_BASE, ImplicitPRMConfig
 from rewardmodels.implicit_prm.data import PADDED, ImplicitPRMCollator, drop_identical_pairs, encode_rows
@@ -17,7 +16,7 @@ from rewardmodels.implicit_prm.trainer import ImplicitPRMTrainer
 from rewardmodels.modeling import attn_implementation_of, cache_root, load_backbone, resolve_model_path
 from rewardmodels.packing import check_token_budget, packing_attention_for
 from rewardmodels.tokenization import resolve_chat_template
-from rewardmodels.training import base_manifest, final_eval, load_model, load_train_eval_rows, train_and_save
+from rewardmodels.training import base_manifest, final_eval, load_model, load_train_eval_rows, run_method
 
 logger = logging.getLogger("rewardmodels")
 HEAD = "causal_lm"
@@ -159,13 +158,4 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: Im
 
 
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
-    model_args, data_args, args = parse_layered(
-        (ModelArguments, DataArguments, ImplicitPRMConfig),
-        argv,
-        prog="rewardmodels train implicit-prm",
-        description=__doc__,
-    )
-    trainer = build_trainer(model_args, data_args, args)
-    train_and_save(trainer, args, finalize=final_eval)
-    return 0
+    return run_method(ImplicitPRMConfig, build_trainer, argv, "rewardmodels train implicit-prm", __doc__, final_eval)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from rewardmodels.cli_common import setup_logging
 from rewardmodels.collators import PaddedStepCollator
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+from rewardmodels.config import DataArguments, ModelArguments
 from rewardmodels.errors import InputError
 from rewardmodels.prm.config import PRMConfig
 from rewardmodels.prm.trainer import PRMTrainer
@@ -20,7 +19,7 @@ from rewardmodels.training import (
     base_manifest,
     load_model,
     load_train_eval_rows,
-    train_and_save,
+    run_method,
 )
 
 logger = logging.getLogger("rewardmodels")
@@ -132,13 +131,7 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PR
 
 
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
-    model_args, data_args, args = parse_layered(
-        (ModelArguments, DataArguments, PRMConfig), argv, prog="rewardmodels train prm", description=__doc__
-    )
-    trainer = build_trainer(model_args, data_args, args)
-    train_and_save(trainer, args, finalize=_final_eval)
-    return 0
+    return run_method(PRMConfig, build_trainer, argv, "rewardmodels train prm", __doc__, _final_eval)
 
 
 def _final_eval(trainer: PRMTrainer) -> None:

@@ -27,6 +27,7 @@ from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
 from rewardmodels.data_builders.schema import RowError, validate_rows
 from rewardmodels.errors import InputError
 from rewardmodels.io import read_rows, write_json, write_jsonl
+from rewardmodels.scorers.capabilities import ReportsCompute
 
 logger = logging.getLogger("rewardmodels")
 
@@ -283,6 +284,8 @@ def run(
         )
     score_problems(scorer, problems, batch_size, chunk, journal)
     results = {"benchmark": "best_of_n", **(extra or {}), **evaluate(problems, weights)}
+    if isinstance(scorer, ReportsCompute):  # what scoring cost in this run, for compute/accuracy curves
+        results["compute"] = scorer.compute_report()
     out = Path(output_dir)
     write_json(out / "results.json", results)
     write_jsonl(

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from rewardmodels.data_builders.schema import DataValidationError, RowError, located
 from rewardmodels.errors import ROW, InputError, Location
+from rewardmodels.eval import processbench_metrics as metrics
 from rewardmodels.eval.journal import Journal
 from rewardmodels.eval.processbench_metrics import (
     candidate_thresholds,
@@ -41,7 +42,7 @@ from rewardmodels.eval.processbench_metrics import (
     tune_threshold,
 )
 from rewardmodels.io import location_of, read_rows, write_json, write_jsonl
-from rewardmodels.scorers.capabilities import PredictsFirstError, ScoresSteps
+from rewardmodels.scorers.capabilities import PredictsFirstError, ReportsCompute, ScoresSteps
 
 logger = logging.getLogger("rewardmodels")
 
@@ -268,6 +269,7 @@ def markdown_report(results: dict, title: str) -> str:
     if results.get("limit"):
         lines.append(f"Only the first {results['limit']} rows of each subset were scored.")
     lines += ["Accuracies and F1 in percent.", "", table, ""]
+    lines += metrics.solution_level_lines(results) + metrics.compute_line(results)
     return "\n".join(lines)
 
 
@@ -346,6 +348,8 @@ def run(
         score_examples(scorer, examples, batch_size, chunk, journal=journal)
     results = evaluate(examples, threshold, tune_on, mode)
     results = {"benchmark": "processbench", **(extra or {}), **results}
+    compute = scorer.compute_report() if isinstance(scorer, ReportsCompute) else None  # this run's examples
+    results.update(metrics.solution_level_and_compute(examples, compute))
     unscored = sum(1 for e in examples for s in e.get("step_scores", []) if math.isnan(s))
     if unscored:  # steps beyond the scorer's max_length come back as NaN
         results["unscored_steps"] = unscored

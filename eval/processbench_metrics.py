@@ -111,3 +111,77 @@ def summarize(examples: list[dict]) -> dict:
         values = [m[key] for m in subsets.values() if m[key] is not None]
         average[key] = sum(values) / len(values) if values else None
     return {"subsets": subsets, "average": average}
+
+
+# ---- ThinkPRM's solution-level figure, and compute ---------------------------------------------------------
+
+SOLUTION_LEVEL = (
+    'solution-level binary F1 of "the solution contains a mistake" (ThinkPRM\'s ProcessBench figure), '
+    "not the first-error F1: positive = label != -1, predicted positive = prediction != -1"
+)
+
+
+def solution_level_f1(labels: Sequence[int], predictions: Sequence[int]) -> dict:
+    """Binary F1 of "the solution contains a mistake": a sample is positive when label != -1 and predicted
+    positive when prediction != -1, whatever index either names. With TP, FP, FN counted so,
+    precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = 2 TP / (2 TP + FP + FN) (None where a
+    denominator is 0), accuracy = share of samples whose positive/negative call is right."""
+    truth = [y != -1 for y in labels]
+    called = [p != -1 for p in predictions]
+    tp = sum(t and c for t, c in zip(truth, called, strict=True))
+    fp = sum(c and not t for t, c in zip(truth, called, strict=True))
+    fn = sum(t and not c for t, c in zip(truth, called, strict=True))
+    return {
+        "n": len(truth),
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+        "f1": 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else None,
+        "accuracy": sum(t == c for t, c in zip(truth, called, strict=True)) / len(truth) if truth else None,
+    }
+
+
+def solution_level_summary(examples: list[dict]) -> dict:
+    """`solution_level_f1` per subset and its mean F1 over subsets (examples carry label and prediction)."""
+    subsets = {}
+    for name in dict.fromkeys(e["subset"] for e in examples):
+        rows = [e for e in examples if e["subset"] == name]
+        subsets[name] = solution_level_f1([e["label"] for e in rows], [e["prediction"] for e in rows])
+    values = [m["f1"] for m in subsets.values() if m["f1"] is not None]
+    return {"definition": SOLUTION_LEVEL, "subsets": subsets,
+            "average": {"f1": sum(values) / len(values) if values else None}}  # fmt: skip
+
+
+def solution_level_and_compute(examples: list[dict], compute: dict | None) -> dict:
+    """The results' `solution_level` figures (`solution_level_summary`) and, when the scorer reports it,
+    its `compute` (what scoring cost: tokens generated and the scaling settings)."""
+    return {"solution_level": solution_level_summary(examples), **({"compute": compute} if compute else {})}
+
+
+def solution_level_lines(results: dict) -> list[str]:
+    """The report's lines for the solution-level F1, labelled apart from the first-error F1."""
+    level = results.get("solution_level")
+    if not level:
+        return []
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.1f}"
+
+    parts = [
+        f"{name} F1 {pct(m['f1'])} (precision {pct(m['precision'])}, recall {pct(m['recall'])}, n={m['n']})"
+        for name, m in level["subsets"].items()
+    ]
+    return [f"Solution-level F1, {level['definition']}: " + "; ".join(parts) + ".", ""]
+
+
+def compute_line(results: dict) -> list[str]:
+    """The report's line on what scoring cost, for scorers that report it (`ReportsCompute`)."""
+    c = results.get("compute")
+    if not c:
+        return []
+    per = c.get("tokens_per_solution")
+    line = f"Compute: {c.get('tokens_generated')} tokens generated for {c.get('solutions')} solutions"
+    line += f" ({per:.1f} per solution)" if per is not None else ""
+    settings = [f"{k}={c[k]}" for k in ("parallel", "rounds", "max_new_tokens", "temperature") if k in c]
+    if "forced_verdicts" in c:
+        settings.append(f"forced verdicts {c['forced_verdicts']} of {c.get('chains')} chains")
+    return [line + (f"; {', '.join(settings)}" if settings else "") + ".", ""]

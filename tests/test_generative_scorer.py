@@ -151,7 +151,8 @@ def test_sequential_rounds_append_a_different_trigger_phrase_each_round(tiny_tok
     decision = gen.decisions[0][1]["content"]
     assert decision == openers[2] + " ok\nIs the solution correct?"
     report = scorer.compute_report()
-    assert report["rounds"] == 3 and report["forced_verdicts"] == 1  # the last round never asked it
+    assert report["rounds_generated"] == report["rounds"] == 3
+    assert report["forced_verdicts"] == 1  # the last round never asked the question
     with pytest.raises(ValueError, match="rounds=5 needs 4 trigger phrases"):
         ScalingSettings(rounds=5).check(FMT)
 

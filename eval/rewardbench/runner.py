@@ -22,6 +22,7 @@ from rewardmodels.eval.journal import Journal
 from rewardmodels.eval.rewardbench.data import Example, PreparedData
 from rewardmodels.eval.rewardbench.official import best_of_n, summarize_v1, summarize_v2
 from rewardmodels.io import write_json, write_jsonl
+from rewardmodels.scorers.capabilities import ReportsCompute
 from rewardmodels.scorers.groups import (
     default_batch_size,
     encode_groups,
@@ -203,6 +204,8 @@ def run_rewardbench(
         },
         "scorer": run_info.get("scorer"),
     }
+    if isinstance(scorer, ReportsCompute):  # what scoring cost in this call, for compute/accuracy curves
+        results["compute"] = scorer.compute_report()
     write_jsonl(paths["examples"], records)
     write_json(paths["results"], results)
     if write_reports:

@@ -311,7 +311,7 @@ class GenerativeScorer:
             "solutions": c.solutions,
             "tokens_per_solution": c.tokens_generated / c.solutions if c.solutions else None,
             "chains": c.chains,
-            "rounds": c.rounds,
+            "rounds_generated": c.rounds,
             "forced_verdicts": c.forced_verdicts,
             "truncated_verdict_reads": self.truncated_forwards,
             "missing_decisions": self.missing_decisions,

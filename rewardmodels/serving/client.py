@@ -1,0 +1,89 @@
+"""A running `rewardmodels serve` as a TRL reward function: the policy trains on one machine, the reward
+model is served on another (or shared by several trainers), and GRPO calls it like a local scorer.
+
+`remote_reward_func(url)` POSTs each batch to the server's /score and returns its scores, with the same call
+contract as `reward_funcs.reward_function` (keywords accepted and not read, None for unscorable samples).
+By default it is `async def`, so TRL awaits it concurrently with its other async reward functions while the
+server batches this trainer's requests with everyone else's. A 503 is retried after the server's
+Retry-After (at most `retries` times, at most 60 s each), as are refused connections; any other error
+status raises with the server's message. Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from rewardmodels.scorers.reward_funcs import make_reward_func
+from rewardmodels.serving.auth import TOKEN_ENV, read_token
+
+
+class RemoteScoringError(RuntimeError):
+    """The server refused a request, or could not be reached within the retries."""
+
+
+def post_json(url: str, body: dict, token: str | None, timeout: float) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def server_message(error: urllib.error.HTTPError) -> str:
+    try:
+        return json.loads(error.read()).get("error", "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+def remote_scores(
+    url: str, prompts: list, completions: list, *, token: str | None, timeout: float, retries: int, backoff: float
+) -> list[float | None]:
+    """The server's /score scores for prompts and completions (see the module docstring for retries)."""
+    endpoint = url.rstrip("/") + "/score"
+    last = ""
+    for attempt in range(retries + 1):
+        try:
+            return post_json(endpoint, {"prompts": prompts, "responses": completions}, token, timeout)["scores"]
+        except urllib.error.HTTPError as e:
+            message = server_message(e)
+            if e.code != 503:
+                raise RemoteScoringError(f"{endpoint} answered HTTP {e.code}: {message}") from None
+            retry_after = e.headers.get("Retry-After", "")
+            wait = float(retry_after) if retry_after.isdigit() else backoff * 2**attempt
+            last = f"HTTP 503: {message}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+            wait, last = backoff * 2**attempt, str(getattr(e, "reason", e))
+        if attempt < retries:
+            time.sleep(min(wait, 60.0))
+    raise RemoteScoringError(f"{endpoint} gave no scores after {retries + 1} attempts; last: {last}")
+
+
+def remote_reward_func(
+    url: str,
+    *,
+    name: str = "remote_rm",
+    token: str | None = None,
+    token_env: str = TOKEN_ENV,
+    timeout: float = 180.0,
+    retries: int = 5,
+    backoff: float = 1.0,
+    asynchronous: bool = True,
+) -> Callable:
+    """A TRL reward function scoring through the server at `url`; the token defaults to `$RM_SERVE_TOKEN`."""
+    token = token if token is not None else read_token(token_env)
+
+    def score(prompts: list, completions: list) -> list[float]:
+        values = remote_scores(url, prompts, completions, token=token, timeout=timeout, retries=retries,
+                               backoff=backoff)  # fmt: skip
+        return [float("nan") if v is None else v for v in values]
+
+    return make_reward_func(score, name, asynchronous)
+
+
+__all__ = ["RemoteScoringError", "remote_reward_func", "remote_scores"]

@@ -28,6 +28,7 @@ COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
         "processbench": ("rewardmodels.eval.processbench", "ProcessBench earliest-error F1 for a PRM scorer"),
         "best-of-n": ("rewardmodels.eval.best_of_n", "best-of-N / majority vote on sampled candidates"),
         "rewardbench": ("rewardmodels.eval.rewardbench", "RewardBench v1/v2: scorer dir, HF RM or DPO"),
+        "compute-curve": ("rewardmodels.eval.compute_curve", "accuracy against verifier compute, from runs"),
         "robustness": ("rewardmodels.eval.robustness", "spurious transforms, length bias, RM-Bench styles"),
     },
     "export": {None: ("rewardmodels.export", "merge LoRA and write a scorer directory")},

@@ -102,3 +102,29 @@ def test_best_of_n_picks_the_candidate_the_verifier_trusts(scorer, tmp_path):
     results = bon.run(scorer, [problem], tmp_path / "bon")
     assert problem["scores"] == pytest.approx([0.1, 0.9])
     assert results["compute"]["solutions"] == 2 and results["compute"]["tokens_generated"] > 0
+
+
+def test_the_compute_curve_plots_each_run_at_its_compute(tiny_tokenizer, tmp_path):
+    from rewardmodels.errors import InputError
+    from rewardmodels.eval.compute_curve import curve_points, main
+
+    examples = [{"id": "0", "subset": "gsm8k", "problem": "p", "steps": ["a", "b WRONG"], "label": 1},
+                {"id": "1", "subset": "gsm8k", "problem": "q", "steps": ["a"], "label": -1}]  # fmt: skip
+    files = []
+    for k in (1, 2):
+        scorer = GenerativeScorer(RuleVerifier(), tiny_tokenizer, FMT, ScalingSettings(parallel=k), {})
+        pb.run(scorer, [dict(e) for e in examples], tmp_path / f"k{k}")
+        files.append(str(tmp_path / f"k{k}" / "results.json"))
+    points = curve_points(files)
+    assert [(p["run"].split()[0], p["metric"]) for p in points] == [
+        ("K=1", "first-error F1"), ("K=1", "solution-level F1"), ("K=2", "first-error F1"),
+        ("K=2", "solution-level F1"),
+    ]  # fmt: skip
+    assert points[2]["tokens_per_solution"] == pytest.approx(2 * points[0]["tokens_per_solution"])
+    assert main([*files, "--output-dir", str(tmp_path / "curve")]) == 0
+    assert (tmp_path / "curve" / "compute_curve.png").stat().st_size > 1000
+    assert "| K=2 R=1 B=512 | solution-level F1 |" in (tmp_path / "curve" / "compute_curve.md").read_text()
+    bare = tmp_path / "bare.json"
+    bare.write_text('{"benchmark": "processbench", "average": {"f1": 0.5}}')
+    with pytest.raises(InputError, match="no compute recorded"):
+        curve_points([str(bare)])

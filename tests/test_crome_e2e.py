@@ -47,9 +47,10 @@ def test_augment_train_export_evaluate(tiny_llama, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     model_args, data_args, config = parse_layered(
         (ModelArguments, DataArguments, BTConfig),
-        ["--model_name_or_path", str(tiny_llama), "--train_data", str(pairs_path), "--output_dir", str(run_dir),
-         "--max_steps", "3", "--per_device_train_batch_size", "8", "--save_strategy", "no", "--max_length", "256",
-         "--learning_rate", "1e-2", "--logging_steps", "1", "--report_to", "none"],
+        ["--model_name_or_path", str(tiny_llama), "--train_data", str(pairs_path),
+         "--output_dir", str(run_dir), "--max_steps", "3", "--per_device_train_batch_size", "8",
+         "--save_strategy", "no", "--max_length", "256", "--learning_rate", "1e-2", "--logging_steps", "1",
+         "--report_to", "none"],
     )  # fmt: skip
     trainer = build_trainer(model_args, data_args, config)
     train_and_save(trainer, config)

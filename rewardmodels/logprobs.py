@@ -43,6 +43,15 @@ from rewardmodels.packing.collators import units_batch
 LOG_SOFTMAX_ROWS = 1024  # rows of (vocab,) float32 log-softmax alive at once: 200 MB at a 49k vocabulary
 
 
+def pad_id_within_vocab(tokenizer, model: nn.Module) -> int:
+    """A pad id for log-prob batches: the tokenizer's pad when the model's embedding table has that row, else
+    EOS (else 0). Padding is masked and sits after every real token, so any id inside the vocabulary works,
+    and a pad token that `load_tokenizer` added may lie outside it."""
+    vocab = model.get_input_embeddings().weight.shape[0]
+    pad = tokenizer.pad_token_id
+    return pad if pad is not None and pad < vocab else (tokenizer.eos_token_id or 0)
+
+
 def response_positions(sequence: Sequence[int], response_start: int) -> list[int]:
     """The positions whose logits predict the response tokens response_start .. len - 1: one before each."""
     return list(range(response_start - 1, len(sequence) - 1))

@@ -13,7 +13,14 @@ from rewardmodels.implicit_prm.data import PADDED, ImplicitPRMCollator, drop_ide
 from rewardmodels.implicit_prm.ref_cache import ReferenceLogprobCache, attach_reference_logps
 from rewardmodels.implicit_prm.reference import ADAPTERS, MODEL, NONE, Reference
 from rewardmodels.implicit_prm.trainer import ImplicitPRMTrainer
-from rewardmodels.modeling import attn_implementation_of, cache_root, load_backbone, resolve_model_path
+from rewardmodels.logprobs import pad_id_within_vocab
+from rewardmodels.modeling import (
+    attn_implementation_of,
+    cache_root,
+    load_backbone,
+    load_tokenizer,
+    resolve_model_path,
+)
 from rewardmodels.packing import check_token_budget, packing_attention_for
 from rewardmodels.tokenization import resolve_chat_template
 from rewardmodels.training import base_manifest, final_eval, load_model, load_train_eval_rows, run_method
@@ -26,17 +33,9 @@ def load_causal_tokenizer(model_args: ModelArguments):
     """The tokenizer as saved: a causal LM is read through its log-probs, which pool nowhere, so it needs no
     distinct pad token, and an added token would put a row into the policy's softmax that the reference
     lacks."""
-    from transformers import AutoTokenizer
-
-    path = resolve_model_path(model_args.model_name_or_path)
-    return AutoTokenizer.from_pretrained(path, trust_remote_code=model_args.trust_remote_code)
-
-
-def pad_id_for(tokenizer, model) -> int:
-    """Padding is masked and sits after every real token, so any id inside the vocabulary works."""
-    vocab = model.get_input_embeddings().weight.shape[0]
-    pad = tokenizer.pad_token_id
-    return pad if pad is not None and pad < vocab else (tokenizer.eos_token_id or 0)
+    return load_tokenizer(
+        model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code, distinct_pad=False
+    )
 
 
 def reference_name(model_args: ModelArguments, args: ImplicitPRMConfig) -> str | None:
@@ -68,7 +67,7 @@ def build_reference(model_args: ModelArguments, args: ImplicitPRMConfig, model) 
 
 
 def make_collator(args: ImplicitPRMConfig, data_args: DataArguments, model, tokenizer) -> ImplicitPRMCollator:
-    pad = pad_id_for(tokenizer, model)
+    pad = pad_id_within_vocab(tokenizer, model)
     if args.packing == "none":
         return ImplicitPRMCollator(pad, PADDED)
     check_token_budget(args.packing_token_budget, data_args.max_length)

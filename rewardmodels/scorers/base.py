@@ -4,15 +4,15 @@ through `rewardmodels.modeling.load_backbone`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-# pick_dtype is re-exported for scorer modules that still import it from here; it lives in modeling.
-from rewardmodels.modeling import load_backbone, load_tokenizer, pick_device, pick_dtype  # noqa: F401
-from rewardmodels.packing import PackUnit
+from rewardmodels.logprobs import LogprobBatch, packed_batch, padded_batch, response_positions
+from rewardmodels.modeling import attn_implementation_of, load_backbone, load_tokenizer, pick_device
+from rewardmodels.packing import PackUnit, packing_attention_for
 from rewardmodels.scorers.capabilities import ScoresTexts
 from rewardmodels.scorers.reward_funcs import make_reward_func  # noqa: F401 (lives there; re-exported)
 from rewardmodels.tokenization import shared_prefix_length
@@ -91,6 +91,35 @@ def group_trees(
         units.append(PackUnit(list(group[0][:n]), [list(s[n:]) for s in group], list(group_rewards), slots))
         slot += len(group)
     return units
+
+
+def runs_prompt_trees(*models: nn.Module | None) -> bool:
+    """Whether every model given (None: absent) runs prompt-sharing trees through the segmented sdpa kernel,
+    the one kernel that scores a tree exactly like its sequences one by one."""
+    return {packing_attention_for(attn_implementation_of(m)) for m in models if m is not None} == {"segments"}
+
+
+def response_batches(
+    sequences: Sequence[Sequence[int]], pad_id: int, device, batch_size: int
+) -> Iterator[tuple[list[int], LogprobBatch]]:
+    """Encoded responses (`response_tokens.EncodedResponse`; a plain id list counts as all response after
+    its first token) in length-sorted padded log-prob batches that predict every response token: (the
+    sequences' indices, the batch on `device`)."""
+    for batch_idx in length_sorted_batches([len(s) for s in sequences], batch_size):
+        items = [sequences[i] for i in batch_idx]
+        positions = [response_positions(s, getattr(s, "response_start", 1)) for s in items]
+        yield batch_idx, padded_batch(items, positions, pad_id).to(device)
+
+
+def response_group_batches(
+    groups: Sequence[Sequence[Sequence[int]]], pad_id: int, device, batch_size: int
+) -> Iterator[LogprobBatch]:
+    """Groups of encoded responses to one prompt as tree log-prob batches for the segmented sdpa kernel:
+    each group's common token prefix once, then each response; `batch.slots` index the groups flattened."""
+    predicting = [[response_positions(s, s.response_start) for s in g] for g in groups]
+    units = group_trees(groups, predicting)
+    for take in group_batches([len(u) for u in units], [len(g) for g in groups], batch_size):
+        yield packed_batch([units[i] for i in take], pad_id, "segments").to(device)
 
 
 def split_into_groups(values: Sequence, groups: Sequence[Sequence]) -> list[list]:

@@ -28,20 +28,17 @@ import torch
 from rewardmodels.logprobs import (
     REDUCTIONS,
     LogprobBatch,
-    packed_batch,
-    padded_batch,
+    pad_id_within_vocab,
     response_logprobs,
-    response_positions,
     sum_logprobs,
 )
-from rewardmodels.modeling import attn_implementation_of, load_tokenizer, resolve_model_path
-from rewardmodels.packing import packing_attention_for
+from rewardmodels.modeling import load_tokenizer, resolve_model_path
 from rewardmodels.response_tokens import EncodedResponse, encode_response, keep_last_tokens
 from rewardmodels.scorers.base import (
-    group_batches,
-    group_trees,
-    length_sorted_batches,
     load_for_scoring,
+    response_batches,
+    response_group_batches,
+    runs_prompt_trees,
     split_into_groups,
 )
 from rewardmodels.scorers.reward_funcs import reward_function
@@ -87,11 +84,7 @@ class DPOScorer:
         self.use_chat_template = (
             tokenizer.chat_template is not None if use_chat_template is None else bool(use_chat_template)
         )
-        # Padded positions are masked and sit after every real token, so any id inside the vocabulary works;
-        # a pad token that load_tokenizer may have *added* could lie outside the embedding table.
-        vocab = policy.get_input_embeddings().weight.shape[0]
-        pad = tokenizer.pad_token_id
-        self.pad_id = pad if pad is not None and pad < vocab else (tokenizer.eos_token_id or 0)
+        self.pad_id = pad_id_within_vocab(tokenizer, policy)
         self.truncated = 0
         self.last_truncated: list[bool] = []
         self.manifest = {
@@ -201,10 +194,7 @@ class DPOScorer:
     @torch.inference_mode()
     def score_ids(self, sequences: list[EncodedResponse], batch_size: int = 8) -> list[float]:
         scores = [0.0] * len(sequences)
-        for batch_idx in length_sorted_batches([len(s) for s in sequences], batch_size):
-            items = [sequences[i] for i in batch_idx]
-            positions = [response_positions(s, s.response_start) for s in items]
-            batch = padded_batch(items, positions, self.pad_id).to(self.device)
+        for batch_idx, batch in response_batches(sequences, self.pad_id, self.device, batch_size):
             for i, v in zip(batch_idx, self._values(batch), strict=True):
                 scores[i] = v
         return scores
@@ -220,16 +210,11 @@ class DPOScorer:
         policy itself, get score_ids.
         """
         flat = [s for g in groups for s in g]
-        models = [m for m in (self.policy, self.reference) if m is not None]
-        kernels = {packing_attention_for(attn_implementation_of(m)) for m in models}
-        if kernels != {"segments"} or self.reference is self.policy:
+        if not runs_prompt_trees(self.policy, self.reference) or self.reference is self.policy:
             return split_into_groups(self.score_ids(flat, batch_size), groups)
         values = [0.0] * len(flat)
-        predicting = [[response_positions(s, s.response_start) for s in g] for g in groups]
-        units = group_trees(groups, predicting)  # a sequence's slot is its index in `flat`
-        for take in group_batches([len(u) for u in units], [len(g) for g in groups], batch_size):
-            batch = packed_batch([units[i] for i in take], self.pad_id, "segments").to(self.device)
-            for slot, v in zip(batch.slots, self._values(batch), strict=True):
+        for batch in response_group_batches(groups, self.pad_id, self.device, batch_size):
+            for slot, v in zip(batch.slots, self._values(batch), strict=True):  # slot: the index in `flat`
                 values[slot] = v
         return split_into_groups(values, groups)
 

@@ -35,22 +35,15 @@ import torch
 from rewardmodels.errors import InputError
 from rewardmodels.fingerprints import model_directory, model_fingerprint
 from rewardmodels.implicit_rewards import STEP_AGGREGATIONS, aggregate_steps, split_points, step_rewards
-from rewardmodels.logprobs import (
-    LogprobBatch,
-    packed_batch,
-    padded_batch,
-    response_logprobs,
-    response_positions,
-)
+from rewardmodels.logprobs import LogprobBatch, pad_id_within_vocab, response_logprobs
 from rewardmodels.losses import implicit_token_rewards
-from rewardmodels.modeling import attn_implementation_of, load_backbone, pick_device
-from rewardmodels.packing import packing_attention_for
 from rewardmodels.response_tokens import EncodedResponse, encode_response, join_steps, keep_last_tokens
 from rewardmodels.scorers.base import (
     MANIFEST_NAME,
-    group_batches,
-    group_trees,
-    length_sorted_batches,
+    load_for_scoring,
+    response_batches,
+    response_group_batches,
+    runs_prompt_trees,
     split_into_groups,
 )
 
@@ -87,9 +80,7 @@ class ImplicitPRMScorer:
         self.use_chat_template = (
             tokenizer.chat_template is not None if use_chat_template is None else bool(use_chat_template)
         )
-        vocab = policy.get_input_embeddings().weight.shape[0]
-        pad = tokenizer.pad_token_id  # masked and after every real token: any id in the vocabulary works
-        self.pad_id = pad if pad is not None and pad < vocab else (tokenizer.eos_token_id or 0)
+        self.pad_id = pad_id_within_vocab(tokenizer, policy)
         self.manifest = manifest or {"kind": self.kind, "beta": self.beta}
         self.truncated = 0
         self.last_truncated: list[bool] = []
@@ -112,21 +103,15 @@ class ImplicitPRMScorer:
         """An exported implicit PRM: the policy's AutoModelForCausalLM files, and the reference the manifest
         names (or `reference`, overriding it), checked against the manifest's fingerprint. `max_length`,
         `aggregation` and `step_scores` override the manifest's."""
-        from transformers import AutoTokenizer
-
         ref_dir = None if manifest.get("ref_free") else check_reference(Path(path), manifest, reference)
-        dev = pick_device(device)
-
-        def load(where: str):
-            model = load_backbone(
-                where, "causal_lm", dtype=dtype, device=dev, attn_implementation=attn_implementation
-            )
-            return model.eval().requires_grad_(False)
-
-        policy = load(str(path))
+        options = {"device": device, "dtype": dtype, "attn_implementation": attn_implementation}
+        policy, tokenizer, dev = load_for_scoring(path, "causal_lm", **options)
         ref_model = None
         if ref_dir is not None:
-            ref_model = policy if Path(ref_dir).resolve() == Path(path).resolve() else load(str(ref_dir))
+            if Path(ref_dir).resolve() == Path(path).resolve():
+                ref_model = policy
+            else:
+                ref_model, _, _ = load_for_scoring(ref_dir, "causal_lm", **options, tokenizer=tokenizer)
             if ref_model.get_input_embeddings().weight.shape != policy.get_input_embeddings().weight.shape:
                 raise InputError(
                     Path(path) / MANIFEST_NAME,
@@ -137,7 +122,7 @@ class ImplicitPRMScorer:
         return cls(
             policy,
             ref_model,
-            AutoTokenizer.from_pretrained(str(path)),
+            tokenizer,
             dev,
             beta=manifest.get("beta", 0.05),
             aggregation=aggregation or manifest.get("aggregation", "last"),
@@ -190,10 +175,7 @@ class ImplicitPRMScorer:
         """w_t for every response token of every encoded sequence (a sequence without `response_start` is
         all response after its first token), float64 on the CPU."""
         out: list[torch.Tensor | None] = [None] * len(sequences)
-        for batch_idx in length_sorted_batches([len(s) for s in sequences], batch_size):
-            items = [sequences[i] for i in batch_idx]
-            positions = [response_positions(s, getattr(s, "response_start", 1)) for s in items]
-            batch = padded_batch(items, positions, self.pad_id).to(self.device)
+        for batch_idx, batch in response_batches(sequences, self.pad_id, self.device, batch_size):
             for i, w in zip(batch_idx, self._token_rewards(batch), strict=True):
                 out[i] = w
         return out
@@ -216,16 +198,11 @@ class ImplicitPRMScorer:
         segmented sdpa kernel (`rewardmodels.packing`); other kernels get score_ids. Equal to score_ids' up
         to float rounding."""
         flat = [s for g in groups for s in g]
-        models = [m for m in (self.policy, self.reference) if m is not None]
-        kernels = {packing_attention_for(attn_implementation_of(m)) for m in models}
-        if kernels != {"segments"} or self.reference is self.policy:
+        if not runs_prompt_trees(self.policy, self.reference) or self.reference is self.policy:
             return split_into_groups(self.score_ids(flat, batch_size), groups)
         values = [0.0] * len(flat)
-        predicting = [[response_positions(s, s.response_start) for s in g] for g in groups]
-        units = group_trees(groups, predicting)  # a sequence's slot is its index in `flat`
-        for take in group_batches([len(u) for u in units], [len(g) for g in groups], batch_size):
-            batch = packed_batch([units[i] for i in take], self.pad_id, "segments").to(self.device)
-            for slot, w in zip(batch.slots, self._token_rewards(batch), strict=True):
+        for batch in response_group_batches(groups, self.pad_id, self.device, batch_size):
+            for slot, w in zip(batch.slots, self._token_rewards(batch), strict=True):  # slot: index in `flat`
                 values[slot] = self._score_of(flat[slot], w)
         return split_into_groups(values, groups)
 

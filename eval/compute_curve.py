@@ -23,7 +23,6 @@ from pathlib import Path
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter
 from rewardmodels.errors import InputError
-from rewardmodels.io import atomic_path
 
 DEFAULT_METRICS = {
     "processbench": ["average.f1", "solution_level.average.f1"],
@@ -92,13 +91,9 @@ def markdown(points: list[dict]) -> str:
 
 def plot(points: list[dict], path: str | Path, title: str = "Accuracy against verifier compute") -> Path:
     """One line per metric through its runs (sorted by compute), each point labelled with its run."""
-    import matplotlib
+    from rewardmodels.eval.report import png_figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
+    with png_figure(path, (7, 4.5)) as (_, ax):
         for metric in dict.fromkeys(p["metric"] for p in points):
             series = sorted(
                 (p for p in points if p["metric"] == metric), key=lambda p: p["tokens_per_solution"]
@@ -112,11 +107,6 @@ def plot(points: list[dict], path: str | Path, title: str = "Accuracy against ve
         ax.set_title(title, fontsize=10)
         if any(not math.isnan(p["value"]) for p in points):
             ax.legend(fontsize=8)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
     return Path(path)
 
 

@@ -6,9 +6,10 @@ group) bars, and gets a file that either is complete or is not there at all.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,25 @@ class Bar:
     group: str = ""
 
 
+@contextlib.contextmanager
+def png_figure(path: str | os.PathLike, figsize: tuple[float, float]) -> Iterator[tuple]:
+    """(pyplot, axes) of a new figure, laid out and written to `path` as a PNG (atomically) when the block
+    ends, and closed however it ends. The Agg backend needs no display: servers never pop up a window."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    try:
+        yield plt, ax
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+
+
 def bar_chart(
     path: str | os.PathLike,
     bars: Sequence[Bar],
@@ -74,20 +94,14 @@ def bar_chart(
     Horizontal bars keep long subset names readable. `reference` draws a dashed vertical line, e.g. chance.
     Bars whose value is None or NaN are left out rather than drawn as zero, which would read as a result.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # no display on servers; never pops up a window
-    import matplotlib.pyplot as plt
-
     shown = [b for b in bars if b.value is not None and not math.isnan(b.value)]
     if not shown:
         raise ValueError("nothing to plot: every bar value is missing")
     groups = list(dict.fromkeys(b.group for b in shown))
-    palette = plt.get_cmap("tab10")
-    colour = {g: palette(i % 10) for i, g in enumerate(groups)}
     height = max(2.5, 0.32 * len(shown) + 1.2)
-    fig, ax = plt.subplots(figsize=(8, height))
-    try:
+    with png_figure(path, (8, height)) as (plt, ax):
+        palette = plt.get_cmap("tab10")
+        colour = {g: palette(i % 10) for i, g in enumerate(groups)}
         y = list(range(len(shown)))[::-1]
         ax.barh(y, [b.value for b in shown], color=[colour[b.group] for b in shown])
         ax.set_yticks(y, [b.label for b in shown], fontsize=8)
@@ -107,9 +121,4 @@ def bar_chart(
                 ax.legend(handles=handles, fontsize=7, loc="lower right")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
     return Path(path)

@@ -94,4 +94,6 @@ def _final_eval(trainer) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_method(GenerativeConfig, build_trainer, argv, "rewardmodels train generative", __doc__, _final_eval)
+    return run_method(
+        GenerativeConfig, build_trainer, argv, "rewardmodels train generative", __doc__, _final_eval
+    )

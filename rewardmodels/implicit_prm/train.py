@@ -157,4 +157,6 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: Im
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_method(ImplicitPRMConfig, build_trainer, argv, "rewardmodels train implicit-prm", __doc__, final_eval)
+    return run_method(
+        ImplicitPRMConfig, build_trainer, argv, "rewardmodels train implicit-prm", __doc__, final_eval
+    )

@@ -42,12 +42,12 @@ def scorer_class(kind: str) -> type:
 def read_manifest(path: str | Path) -> dict:
     manifest_path = Path(path) / MANIFEST_NAME
     if not manifest_path.is_file():
-        what = "no such directory" if not Path(path).exists() else f"not a scorer directory (no {MANIFEST_NAME})"
+        missing = not Path(path).exists()
         raise MissingInputError(
             path,
             None,
             None,
-            what,
+            "no such directory" if missing else f"not a scorer directory (no {MANIFEST_NAME})",
             hint="Create one with `rewardmodels export`, or evaluate a plain HF reward model with --model.",
         )
     return read_json_object(manifest_path)  # InputError naming the file and line if it is corrupt

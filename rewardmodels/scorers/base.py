@@ -4,7 +4,7 @@ through `rewardmodels.modeling.load_backbone`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -55,6 +55,16 @@ def load_for_scoring(
         tokenizer=None if head == "causal_lm" else tokenizer,
     )
     return model.eval().requires_grad_(False), tokenizer, dev
+
+
+def count_cuts(scorer, encoded: Iterable[tuple[Sequence[int], bool]]) -> list:
+    """The ids of (ids, was_cut) pairs, with the `ReportsTruncation` bookkeeping: `scorer.last_truncated`
+    flags this call's cut sequences (evaluators count truncated rows from it), `scorer.truncated` counts
+    every cut sequence so far."""
+    pairs = list(encoded)
+    scorer.last_truncated = [cut for _, cut in pairs]
+    scorer.truncated += sum(scorer.last_truncated)
+    return [ids for ids, _ in pairs]
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

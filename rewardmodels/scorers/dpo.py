@@ -35,6 +35,7 @@ from rewardmodels.logprobs import (
 from rewardmodels.modeling import load_tokenizer, resolve_model_path
 from rewardmodels.response_tokens import EncodedResponse, encode_response, keep_last_tokens
 from rewardmodels.scorers.base import (
+    count_cuts,
     load_for_scoring,
     response_batches,
     response_group_batches,
@@ -168,15 +169,11 @@ class DPOScorer:
         """Ids of each prompt + response (chat template or plain), cut to their last max_length tokens."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-        out, flags = [], []
-        for prompt, response in zip(prompts, responses, strict=True):
-            encoded = encode_response(self.tokenizer, prompt, response, self.use_chat_template)
-            encoded, cut = keep_last_tokens(encoded, self.max_length)
-            out.append(encoded)
-            flags.append(cut)
-        self.truncated += sum(flags)
-        self.last_truncated = flags
-        return out
+        encoded = (
+            encode_response(self.tokenizer, p, r, self.use_chat_template)
+            for p, r in zip(prompts, responses, strict=True)
+        )
+        return count_cuts(self, (keep_last_tokens(e, self.max_length) for e in encoded))
 
     # -- scoring ------------------------------------------------------------------------------------------
     def _values(self, batch: LogprobBatch) -> list[float]:

@@ -40,6 +40,7 @@ from rewardmodels.losses import implicit_token_rewards
 from rewardmodels.response_tokens import EncodedResponse, encode_response, join_steps, keep_last_tokens
 from rewardmodels.scorers.base import (
     MANIFEST_NAME,
+    count_cuts,
     load_for_scoring,
     response_batches,
     response_group_batches,
@@ -139,15 +140,8 @@ class ImplicitPRMScorer:
         responses are one step), cut to their last max_length tokens."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-        out, flags = [], []
-        for prompt, response in zip(prompts, responses, strict=True):
-            encoded = self._encode_with_steps(prompt, response)
-            encoded, cut = keep_last_tokens(encoded, self.max_length)
-            out.append(encoded)
-            flags.append(cut)
-        self.truncated += sum(flags)
-        self.last_truncated = flags
-        return out
+        encoded = (self._encode_with_steps(p, r) for p, r in zip(prompts, responses, strict=True))
+        return count_cuts(self, (keep_last_tokens(e, self.max_length) for e in encoded))
 
     def _encode_with_steps(self, prompt, response) -> EncodedResponse:
         """A text response with its steps; chat messages, or a text the chat template altered (so its step

@@ -10,6 +10,7 @@ import torch
 from rewardmodels.collators import PaddedSequenceCollator
 from rewardmodels.modeling import rewards_at
 from rewardmodels.scorers.base import (
+    count_cuts,
     group_batches,
     group_trees,
     length_sorted_batches,
@@ -88,17 +89,13 @@ class SequenceScorer:
         """Token ids for each (prompt, response), formatted as in training and cut to max_length from the left."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-        encoded, flags = [], []
-        for prompt, response in zip(prompts, responses, strict=True):
-            ids, cut = truncate_sequence(
-                render_ids(self.tokenizer, prompt, response, self.use_chat_template), self.max_length
-            )
-            self.truncated += cut
-            flags.append(cut)
-            encoded.append(ids)
-        # Per-sequence truncation of the latest call, so evaluators can count truncated rows, not just sequences.
-        self.last_truncated = flags
-        return encoded
+        return count_cuts(
+            self,
+            (
+                truncate_sequence(render_ids(self.tokenizer, p, r, self.use_chat_template), self.max_length)
+                for p, r in zip(prompts, responses, strict=True)
+            ),
+        )
 
     @torch.inference_mode()
     def score_ids(self, sequences: list[list[int]], batch_size: int = 16) -> list[float]:
@@ -164,24 +161,20 @@ class SequenceScorer:
         """Ids of texts already rendered in this scorer's format (an RL loop's decoded prompt + response, special
         tokens written out): tokenized without adding special tokens, this tokenizer's pad stripped from both
         ends, EOS appended in the plain format as `tokenize_text` does, cut to max_length from the left."""
+        return count_cuts(self, (truncate_sequence(self._rendered_ids(t), self.max_length) for t in texts))
+
+    def _rendered_ids(self, text: str) -> list[int]:
         pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
-        encoded, flags = [], []
-        for text in texts:
-            ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-            start, end = 0, len(ids)
-            while start < end and ids[start] == pad:
-                start += 1
-            while end > start and ids[end - 1] == pad:
-                end -= 1
-            ids = ids[start:end]
-            if not self.use_chat_template and eos is not None and (not ids or ids[-1] != eos):
-                ids.append(eos)
-            ids, cut = truncate_sequence(ids, self.max_length)
-            self.truncated += cut
-            flags.append(cut)
-            encoded.append(ids)
-        self.last_truncated = flags
-        return encoded
+        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        start, end = 0, len(ids)
+        while start < end and ids[start] == pad:
+            start += 1
+        while end > start and ids[end - 1] == pad:
+            end -= 1
+        ids = ids[start:end]
+        if not self.use_chat_template and eos is not None and (not ids or ids[-1] != eos):
+            ids.append(eos)
+        return ids
 
     def as_reward_func(self, **options):
         """A TRL reward function (`scorers.reward_funcs.reward_function`: normalize, clip, batch_size,

@@ -4,7 +4,7 @@ through `rewardmodels.modeling.load_backbone`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -109,27 +109,44 @@ def runs_prompt_trees(*models: nn.Module | None) -> bool:
     return {packing_attention_for(attn_implementation_of(m)) for m in models if m is not None} == {"segments"}
 
 
-def response_batches(
-    sequences: Sequence[Sequence[int]], pad_id: int, device, batch_size: int
-) -> Iterator[tuple[list[int], LogprobBatch]]:
-    """Encoded responses (`response_tokens.EncodedResponse`; a plain id list counts as all response after
-    its first token) in length-sorted padded log-prob batches that predict every response token: (the
-    sequences' indices, the batch on `device`)."""
+def response_values(
+    sequences: Sequence[Sequence[int]],
+    values_of: Callable[[LogprobBatch], list],
+    pad_id: int,
+    device,
+    batch_size: int,
+) -> list:
+    """`values_of(batch)` (one value per sequence of the batch) over length-sorted padded log-prob batches
+    that predict every response token of `sequences` (`response_tokens.EncodedResponse`; a plain id list is
+    all response after its first token), in the sequences' order."""
+    out: list = [None] * len(sequences)
     for batch_idx in length_sorted_batches([len(s) for s in sequences], batch_size):
         items = [sequences[i] for i in batch_idx]
         positions = [response_positions(s, getattr(s, "response_start", 1)) for s in items]
-        yield batch_idx, padded_batch(items, positions, pad_id).to(device)
+        batch = padded_batch(items, positions, pad_id).to(device)
+        for i, value in zip(batch_idx, values_of(batch), strict=True):
+            out[i] = value
+    return out
 
 
-def response_group_batches(
-    groups: Sequence[Sequence[Sequence[int]]], pad_id: int, device, batch_size: int
-) -> Iterator[LogprobBatch]:
-    """Groups of encoded responses to one prompt as tree log-prob batches for the segmented sdpa kernel:
-    each group's common token prefix once, then each response; `batch.slots` index the groups flattened."""
-    predicting = [[response_positions(s, s.response_start) for s in g] for g in groups]
-    units = group_trees(groups, predicting)
+def group_response_values(
+    scorer, groups: Sequence[Sequence], values_of: Callable[[LogprobBatch, list], list], batch_size: int
+) -> list[list]:
+    """`score_groups_ids` of a log-prob scorer (attributes policy, reference or None, pad_id, device, and a
+    score_ids): when both models run the segmented kernel, each group of encoded responses to one prompt is
+    one tree (its common token prefix once, then each response) and `values_of(batch, flat)` gives one value
+    per `batch.slots` entry, a slot indexing `flat`, the groups flattened. Otherwise, and for a reference that
+    is the policy itself, `score_ids` of `flat`. Values equal score_ids' up to float rounding."""
+    flat = [s for g in groups for s in g]
+    if not runs_prompt_trees(scorer.policy, scorer.reference) or scorer.reference is scorer.policy:
+        return split_into_groups(scorer.score_ids(flat, batch_size), groups)
+    values: list = [0.0] * len(flat)
+    units = group_trees(groups, [[response_positions(s, s.response_start) for s in g] for g in groups])
     for take in group_batches([len(u) for u in units], [len(g) for g in groups], batch_size):
-        yield packed_batch([units[i] for i in take], pad_id, "segments").to(device)
+        batch = packed_batch([units[i] for i in take], scorer.pad_id, "segments").to(scorer.device)
+        for slot, value in zip(batch.slots, values_of(batch, flat), strict=True):
+            values[slot] = value
+    return split_into_groups(values, groups)
 
 
 def split_into_groups(values: Sequence, groups: Sequence[Sequence]) -> list[list]:

@@ -36,11 +36,9 @@ from rewardmodels.modeling import load_tokenizer, resolve_model_path
 from rewardmodels.response_tokens import EncodedResponse, encode_response, keep_last_tokens
 from rewardmodels.scorers.base import (
     count_cuts,
+    group_response_values,
     load_for_scoring,
-    response_batches,
-    response_group_batches,
-    runs_prompt_trees,
-    split_into_groups,
+    response_values,
 )
 from rewardmodels.scorers.reward_funcs import reward_function
 
@@ -190,11 +188,7 @@ class DPOScorer:
 
     @torch.inference_mode()
     def score_ids(self, sequences: list[EncodedResponse], batch_size: int = 8) -> list[float]:
-        scores = [0.0] * len(sequences)
-        for batch_idx, batch in response_batches(sequences, self.pad_id, self.device, batch_size):
-            for i, v in zip(batch_idx, self._values(batch), strict=True):
-                scores[i] = v
-        return scores
+        return response_values(sequences, self._values, self.pad_id, self.device, batch_size)
 
     @torch.inference_mode()
     def score_groups_ids(self, groups: list[list[EncodedResponse]], batch_size: int = 8) -> list[list[float]]:
@@ -206,14 +200,7 @@ class DPOScorer:
         Scores equal score_ids' up to float rounding. Other attention kernels, and a reference that is the
         policy itself, get score_ids.
         """
-        flat = [s for g in groups for s in g]
-        if not runs_prompt_trees(self.policy, self.reference) or self.reference is self.policy:
-            return split_into_groups(self.score_ids(flat, batch_size), groups)
-        values = [0.0] * len(flat)
-        for batch in response_group_batches(groups, self.pad_id, self.device, batch_size):
-            for slot, v in zip(batch.slots, self._values(batch), strict=True):  # slot: the index in `flat`
-                values[slot] = v
-        return split_into_groups(values, groups)
+        return group_response_values(self, groups, lambda batch, _: self._values(batch), batch_size)
 
     def score(self, prompts: Sequence, responses: Sequence, batch_size: int = 8) -> list[float]:
         return self.score_ids(self.encode(prompts, responses), batch_size)

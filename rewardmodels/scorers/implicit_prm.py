@@ -41,11 +41,9 @@ from rewardmodels.response_tokens import EncodedResponse, encode_response, join_
 from rewardmodels.scorers.base import (
     MANIFEST_NAME,
     count_cuts,
+    group_response_values,
     load_for_scoring,
-    response_batches,
-    response_group_batches,
-    runs_prompt_trees,
-    split_into_groups,
+    response_values,
 )
 
 STEP_SCORES = ("reward", "sigmoid_q")
@@ -168,11 +166,7 @@ class ImplicitPRMScorer:
     def token_rewards_ids(self, sequences: Sequence, batch_size: int = 8) -> list[torch.Tensor]:
         """w_t for every response token of every encoded sequence (a sequence without `response_start` is
         all response after its first token), float64 on the CPU."""
-        out: list[torch.Tensor | None] = [None] * len(sequences)
-        for batch_idx, batch in response_batches(sequences, self.pad_id, self.device, batch_size):
-            for i, w in zip(batch_idx, self._token_rewards(batch), strict=True):
-                out[i] = w
-        return out
+        return response_values(sequences, self._token_rewards, self.pad_id, self.device, batch_size)
 
     def _score_of(self, sequence, rewards: torch.Tensor) -> float:
         bounds = getattr(sequence, "step_boundaries", ()) or (rewards.numel(),)
@@ -191,14 +185,11 @@ class ImplicitPRMScorer:
         """Scores for groups of responses to one prompt, each group one shared-prompt tree through the
         segmented sdpa kernel (`rewardmodels.packing`); other kernels get score_ids. Equal to score_ids' up
         to float rounding."""
-        flat = [s for g in groups for s in g]
-        if not runs_prompt_trees(self.policy, self.reference) or self.reference is self.policy:
-            return split_into_groups(self.score_ids(flat, batch_size), groups)
-        values = [0.0] * len(flat)
-        for batch in response_group_batches(groups, self.pad_id, self.device, batch_size):
-            for slot, w in zip(batch.slots, self._token_rewards(batch), strict=True):  # slot: index in `flat`
-                values[slot] = self._score_of(flat[slot], w)
-        return split_into_groups(values, groups)
+        def values_of(batch, flat):
+            rewards = self._token_rewards(batch)
+            return [self._score_of(flat[slot], w) for slot, w in zip(batch.slots, rewards, strict=True)]
+
+        return group_response_values(self, groups, values_of, batch_size)
 
     def score(self, prompts: Sequence, responses: Sequence, batch_size: int = 8) -> list[float]:
         return self.score_ids(self.encode(prompts, responses), batch_size)

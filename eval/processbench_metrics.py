@@ -116,8 +116,8 @@ def summarize(examples: list[dict]) -> dict:
 # ---- ThinkPRM's solution-level figure, and compute ---------------------------------------------------------
 
 SOLUTION_LEVEL = (
-    'solution-level binary F1 of "the solution contains a mistake" (ThinkPRM\'s ProcessBench figure), '
-    "not the first-error F1: positive = label != -1, predicted positive = prediction != -1"
+    'binary F1 of "the solution contains a mistake" (ThinkPRM\'s ProcessBench figure), not the '
+    "first-error F1 above: positive = label != -1, predicted positive = prediction != -1"
 )
 
 
@@ -170,7 +170,7 @@ def solution_level_lines(results: dict) -> list[str]:
         f"{name} F1 {pct(m['f1'])} (precision {pct(m['precision'])}, recall {pct(m['recall'])}, n={m['n']})"
         for name, m in level["subsets"].items()
     ]
-    return [f"Solution-level F1, {level['definition']}: " + "; ".join(parts) + ".", ""]
+    return [f"Solution-level F1 ({level['definition']}): " + "; ".join(parts) + ".", ""]
 
 
 def compute_line(results: dict) -> list[str]:

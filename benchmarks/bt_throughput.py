@@ -106,7 +106,6 @@ def recipe_flags(path: str) -> list[str]:
 
 def prepare_features(args) -> list[dict]:
     from rewardmodels.data_builders.sources import load_rows
-
     from rewardmodels.modeling import load_tokenizer
     from rewardmodels.tokenization import resolve_chat_template, tokenize_pairs
 

@@ -102,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from rewardmodels.eval import rewardbench as rb
-
     from rewardmodels.io import read_rows
 
     rows = read_rows(args.data)[:: args.stride]

@@ -23,7 +23,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import (
+    ArgumentParser,
+    HelpFormatter,
+    add_scorer_option_argument,
+    scorer_options,
+    setup_logging,
+)
 from rewardmodels.data_builders.schema import RowError, validate_rows
 from rewardmodels.errors import InputError
 from rewardmodels.io import read_rows, write_json, write_jsonl
@@ -335,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="Sequences per forward pass.")
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available).")
     parser.add_argument("--dtype", default=None, help="float32, bfloat16, ...")
+    add_scorer_option_argument(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -346,13 +353,16 @@ def main(argv: list[str] | None = None) -> int:
     from rewardmodels.scorers import load_scorer
 
     problems = load_candidates(args.candidates)[: args.limit]
-    scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype)
+    options = scorer_options(args.scorer_option)
+    scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype, **options)
     name = Path(args.scorer).resolve().name
     out = args.output_dir or Path("results") / "best_of_n" / name
     extra = {"scorer": str(args.scorer), "candidates": args.candidates}
     if args.limit:
         extra["limit"] = args.limit
     fingerprint = {"scorer": str(Path(args.scorer).resolve()), "dtype": args.dtype}
+    if options:  # another aggregation is another scoring: its journal is not reused
+        fingerprint["scorer_options"] = options
     results = run(
         scorer, problems, out, args.weights, args.batch_size, name, extra, fingerprint, args.overwrite
     )

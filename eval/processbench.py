@@ -36,9 +36,11 @@ from rewardmodels.eval.processbench_metrics import (
     candidate_thresholds,
     f1_curve,
     harmonic_mean,
+    out_of_sample_line,
     predict_from_scores,
     subset_metrics,
     summarize,
+    threshold_provenance,
     tune_threshold,
 )
 from rewardmodels.io import location_of, read_rows, write_json, write_jsonl
@@ -234,6 +236,8 @@ def evaluate(
         for e in examples:
             e["prediction"] = predict_from_scores(e["step_scores"], threshold)
     results = {**info, **summarize(examples)}
+    if tune_on:  # label every F1 in- or out-of-sample; the tuning subset's own under others' threshold
+        results.update(threshold_provenance(examples, list(results["subsets"]), tune_on))
     if tune_on and len(results["subsets"]) > 1:
         others = [
             m["f1"] for name, m in results["subsets"].items() if name != tune_on and m["f1"] is not None
@@ -269,6 +273,8 @@ def markdown_report(results: dict, title: str) -> str:
     if results.get("limit"):
         lines.append(f"Only the first {results['limit']} rows of each subset were scored.")
     lines += ["Accuracies and F1 in percent.", "", table, ""]
+    if out_of_sample_line(results):
+        lines += [out_of_sample_line(results), ""]
     lines += metrics.solution_level_lines(results) + metrics.compute_line(results)
     return "\n".join(lines)
 

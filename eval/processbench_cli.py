@@ -7,7 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import (
+    ArgumentParser,
+    HelpFormatter,
+    add_scorer_option_argument,
+    scorer_options,
+    setup_logging,
+)
 from rewardmodels.eval import processbench
 
 
@@ -52,6 +58,7 @@ def build_parser() -> ArgumentParser:
         "--dtype", default=None, help="float32, bfloat16, ... (default: bf16 on CUDA, fp32 on CPU)."
     )
     parser.add_argument("--max-length", type=int, default=None, help="Override the scorer's max_length.")
+    add_scorer_option_argument(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -75,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from rewardmodels.scorers import load_scorer
 
-        scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype, max_length=args.max_length)
+        options = scorer_options(args.scorer_option)
+        scorer = load_scorer(
+            args.scorer, device=args.device, dtype=args.dtype, max_length=args.max_length, **options
+        )
         name = Path(args.scorer).resolve().name
     output_dir = args.output_dir or Path("results") / "processbench" / name
     extra = {
@@ -91,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "scorer": str(Path(args.scorer).resolve()) if args.scorer else None,
         "max_length": args.max_length,
         "dtype": args.dtype,
+        **({"scorer_options": scorer_options(args.scorer_option)} if args.scorer_option else {}),
     }
     results = processbench.run(
         scorer,

@@ -100,6 +100,51 @@ def tune_threshold(step_scores: Sequence[Sequence[float]], labels: Sequence[int]
     return float(thresholds[pick]), float(f1[pick])
 
 
+def threshold_from_other_subsets(examples: list[dict], subset: str) -> dict | None:
+    """`subset`'s metrics under the threshold tuned on every *other* subset's examples together (an
+    out-of-sample figure for it), with that threshold, the subsets it was chosen on and their F1; None when
+    no other subset exists."""
+    others = [e for e in examples if e["subset"] != subset]
+    if not others:
+        return None
+    threshold, tuning_f1 = tune_threshold([e["step_scores"] for e in others], [e["label"] for e in others])
+    rows = [e for e in examples if e["subset"] == subset]
+    predictions = [predict_from_scores(e["step_scores"], threshold) for e in rows]
+    return {
+        "threshold": threshold,
+        "chosen_on": sorted({e["subset"] for e in others}),
+        "tuning_f1": tuning_f1,
+        **subset_metrics([e["label"] for e in rows], predictions),
+    }
+
+
+def threshold_provenance(examples: list[dict], subsets: list[str], tune_on: str) -> dict:
+    """Which figure is which when the threshold was tuned on `tune_on`: every subset's F1 labelled
+    in-sample (`tune_on` itself) or out-of-sample, and next to `tune_on`'s in-sample figure its F1 under a
+    threshold chosen on the other subsets (`threshold_from_other_subsets`), or why there is none."""
+    outside = f"out-of-sample (threshold tuned on {tune_on})"
+    labels = {s: "in-sample (threshold tuned on it)" if s == tune_on else outside for s in subsets}
+    other = threshold_from_other_subsets(examples, tune_on)
+    none = f"none: no subset besides {tune_on} to choose a threshold on; its tuned F1 is in-sample only"
+    return {"threshold_from": labels, "tuning_subset_with_threshold_from_other_subsets": other or none}
+
+
+def out_of_sample_line(results: dict) -> str | None:
+    """The report's sentence for the tuning subset's out-of-sample figure (`threshold_provenance`)."""
+    other = results.get("tuning_subset_with_threshold_from_other_subsets")
+    if not isinstance(other, dict):
+        return f"Out-of-sample threshold for {results['tuned_on']}: {other}." if other else None
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.1f}"
+
+    return (
+        f"{results['tuned_on']} with t = {other['threshold']:.4g} chosen on the other subsets "
+        f"({', '.join(other['chosen_on'])}), out-of-sample: acc_erroneous {pct(other['acc_erroneous'])}, "
+        f"acc_correct {pct(other['acc_correct'])}, F1 {pct(other['f1'])}."
+    )
+
+
 def summarize(examples: list[dict]) -> dict:
     """Per-subset metrics and their means over subsets, from examples that carry `label` and `prediction`."""
     subsets: dict[str, dict] = {}

@@ -68,3 +68,33 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT)
+
+
+def add_scorer_option_argument(parser: argparse.ArgumentParser) -> None:
+    """`--scorer-option KEY=VALUE` (repeatable): keywords for the scorer kind's `from_directory`."""
+    parser.add_argument(
+        "--scorer-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="A keyword for the scorer kind's from_directory, e.g. aggregation=min (PRM, implicit PRM) or "
+        "step_scores=sigmoid_q (implicit PRM); the value is read as JSON when it parses, else as text. "
+        "Repeat for several. A kind refuses keywords it does not take.",
+    )
+
+
+def scorer_options(values: list[str] | None) -> dict:
+    """{'KEY': value} from `--scorer-option KEY=VALUE` strings: JSON values (numbers, true, null, lists)
+    where they parse, the text otherwise."""
+    import json
+
+    options = {}
+    for item in values or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--scorer-option {item!r}: expected KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key.strip()] = text
+    return options

@@ -98,11 +98,14 @@ class ImplicitPRMScorer:
         aggregation: str | None = None,
         step_scores: str | None = None,
         reference: str | None = None,
+        ref_free: bool | None = None,
     ) -> ImplicitPRMScorer:
         """An exported implicit PRM: the policy's AutoModelForCausalLM files, and the reference the manifest
         names (or `reference`, overriding it), checked against the manifest's fingerprint. `max_length`,
-        `aggregation` and `step_scores` override the manifest's."""
-        ref_dir = None if manifest.get("ref_free") else check_reference(Path(path), manifest, reference)
+        `aggregation` and `step_scores` override the manifest's; `ref_free=True` scores without the
+        reference (beta * sum_t log pi_theta(y_t|y_<t), paper section 5.5.2) whatever the manifest says."""
+        free = manifest.get("ref_free") if ref_free is None else ref_free
+        ref_dir = None if free else check_reference(Path(path), manifest, reference)
         options = {"device": device, "dtype": dtype, "attn_implementation": attn_implementation}
         policy, tokenizer, dev = load_for_scoring(path, "causal_lm", **options)
         ref_model = None

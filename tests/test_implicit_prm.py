@@ -219,6 +219,10 @@ def test_load_scorer_checks_the_reference(tiny_llama, tiny_reference, tmp_path):
         load_scorer(write_scorer_dir(tmp_path / "c", tiny_llama, "/nonexistent/ref", good), device="cpu")
     free = load_scorer(write_scorer_dir(tmp_path / "d", tiny_llama, None, ref_free=True), device="cpu")
     assert free.reference is None and len(free.score([PROMPT], [text])) == 1
+    # a scorer trained against a reference, scored reference-free on request (the reference is not loaded)
+    trained = write_scorer_dir(tmp_path / "e", tiny_llama, "/nonexistent/ref", good)
+    dropped = load_scorer(trained, device="cpu", ref_free=True)
+    assert dropped.reference is None and dropped.score([PROMPT], [text]) == free.score([PROMPT], [text])
     # an explicit override wins over the manifest's
     assert load_scorer(scorer_dir, device="cpu", reference=str(tiny_reference)).reference is not None
 

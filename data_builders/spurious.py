@@ -6,7 +6,8 @@ Every transform is a pure function text -> text with no randomness. Each keeps t
   - the set of numbers (digit runs, with decimal points and thousands commas: `3`, `2.5`, `1,000`),
   - every code block (`split_code`: fenced, [asy], or a paragraph that looks like code), in order, up to
     trailing whitespace,
-  - the final answer (`rewardmodels.answers.extract_final_answer`: last \\boxed{}, `# Answer`, "The answer is").
+  - the final answer (`rewardmodels.answers.extract_final_answer`: the last \\boxed{}, `# Answer`, or
+    "The answer is").
 `transform_text` checks that contract on every output and hands the text back unchanged when a transform
 would break it, so the guarantee holds by construction; an unchanged text means "does not apply here".
 
@@ -288,7 +289,8 @@ def answer_format(text: str) -> str:
     lines = tail.splitlines()
     first = next(i for i, ln in enumerate(lines) if ln.strip())
     rest = "\n".join(lines[first + 1 :])
-    return f"{head.rstrip()}\n\nThe answer is $\\boxed{{{answer}}}$.{(chr(10) * 2 + rest) if rest.strip() else ''}"
+    stated = f"{head.rstrip()}\n\nThe answer is $\\boxed{{{answer}}}$."
+    return f"{stated}\n\n{rest}" if rest.strip() else stated
 
 
 @dataclass(frozen=True)

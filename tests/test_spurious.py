@@ -33,12 +33,14 @@ def test_whitespace_doubles_paragraph_breaks_and_sentence_spaces():
 
 def test_bullets_turn_prose_paragraphs_into_items_and_leave_lists_and_answers():
     text = "First idea\nwraps here.\n\n- already a bullet\n\n# Answer\n\n17"
-    assert transform_text("bullets", text) == "- First idea\n  wraps here.\n\n- already a bullet\n\n# Answer\n\n17"
+    expected = "- First idea\n  wraps here.\n\n- already a bullet\n\n# Answer\n\n17"
+    assert transform_text("bullets", text) == expected
 
 
 def test_headers_add_a_title_and_promote_short_colon_lines():
     text = "Steps to follow:\n\nMix the flour and water."
-    assert transform_text("headers", text) == "## Response\n\n### Steps to follow:\n\nMix the flour and water."
+    expected = "## Response\n\n### Steps to follow:\n\nMix the flour and water."
+    assert transform_text("headers", text) == expected
 
 
 def test_plain_strips_markdown_but_keeps_numbered_items_and_the_answer_heading():

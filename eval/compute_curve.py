@@ -18,11 +18,11 @@ the points with their settings), atomically; a run without compute is refused, n
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter
 from rewardmodels.errors import InputError
+from rewardmodels.io import atomic_path
 
 DEFAULT_METRICS = {
     "processbench": ["average.f1", "solution_level.average.f1"],
@@ -90,23 +90,36 @@ def markdown(points: list[dict]) -> str:
 
 
 def plot(points: list[dict], path: str | Path, title: str = "Accuracy against verifier compute") -> Path:
-    """One line per metric through its runs (sorted by compute), each point labelled with its run."""
-    from rewardmodels.eval.report import png_figure
+    """Each run's point per metric (runs are different scaling settings, so the points are not joined),
+    labelled with the run; the y axis spans 0-100 percent."""
+    import matplotlib
 
-    with png_figure(path, (7, 4.5)) as (_, ax):
-        for metric in dict.fromkeys(p["metric"] for p in points):
-            series = sorted(
-                (p for p in points if p["metric"] == metric), key=lambda p: p["tokens_per_solution"]
-            )
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        for m, metric in enumerate(dict.fromkeys(p["metric"] for p in points)):
+            series = [p for p in points if p["metric"] == metric]
             xs, ys = [p["tokens_per_solution"] for p in series], [100 * p["value"] for p in series]
-            ax.plot(xs, ys, marker="o", label=metric)
-            for p, x, y in zip(series, xs, ys, strict=True):
-                ax.annotate(p["run"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            ax.plot(xs, ys, linestyle="none", marker="os^vD"[m % 5], markersize=7, alpha=0.8, label=metric)
+        for i, run in enumerate(dict.fromkeys(p["file"] for p in points)):
+            mine = [p for p in points if p["file"] == run]
+            top = max(mine, key=lambda p: p["value"])
+            # one label per run, staggered so runs of similar compute stay readable
+            where = (top["tokens_per_solution"], 100 * top["value"])
+            offset = (4, 8 + 12 * (i % 3))
+            ax.annotate(top["run"], where, textcoords="offset points", xytext=offset, fontsize=7)
+        ax.set_ylim(-3, 103)
         ax.set_xlabel("tokens generated per solution")
         ax.set_ylabel("percent")
         ax.set_title(title, fontsize=10)
-        if any(not math.isnan(p["value"]) for p in points):
-            ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="best")
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110)
+    finally:
+        plt.close(fig)
     return Path(path)
 
 
@@ -118,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         "results", nargs="+", help="results.json files of evaluator runs that report compute."
     )
     parser.add_argument(
-        "--metric", action="append", default=None, help="Dotted path of a metric in results.json (repeatable)."
+        "--metric",
+        action="append",
+        default=None,
+        help="Dotted path of a metric in results.json (repeatable).",
     )
     parser.add_argument("--output-dir", required=True, help="Where compute_curve.png and .md are written.")
     parser.add_argument("--title", default="Accuracy against verifier compute", help="The plot's title.")

@@ -13,9 +13,11 @@ Bounded so that it always stops: --requests N in all, --concurrency client threa
 after which no new request is sent. Every good request must come back 200 with its correct score (the
 scorer's own score of that text alone, within --tolerance), every bad one with a 4xx; anything else counts
 as an error. Per mode: good requests per second over the mode's wall time, p50 and p99 latency of the good
-requests, wrong scores, errors, 503s. The last line:
+requests, wrong scores, errors, 503s. Before the modes, the bare model's forward throughput (no server) at 1, 4
+and --max-batch-size sequences per forward gives the ceiling batching can reach on the machine:
+forward_gain = the best of them over one at a time. The last line:
 
-    serve_load model=<dir> requests=<n> concurrency=<c> batched_rps=<x> unbatched_rps=<x> ... batched_vs_unbatched=<ratio>
+    serve_load model=<dir> requests=<n> concurrency=<c> batched_rps=<x> unbatched_rps=<x> ... forward_gain=<x> batched_vs_unbatched=<ratio>
 """
 
 from __future__ import annotations
@@ -170,6 +172,22 @@ def good_texts(scorer, n: int, seed: int) -> list[tuple[str, float]]:
     return list(zip(texts, rewards, strict=True))
 
 
+def forward_rates(scorer, texts: list[str], sizes: list[int], seconds: float) -> dict[int, float]:
+    """Sequences per second of the bare model (`score_ids`, no server) at each forward size, each measured
+    for about `seconds` after one untimed forward: the ceiling batching can reach on this machine."""
+    ids = scorer.encode_rendered(texts)
+    rates = {}
+    for size in sizes:
+        chunk = [ids[i % len(ids)] for i in range(size)]
+        scorer.score_ids(chunk, size)
+        began, done = time.perf_counter(), 0
+        while time.perf_counter() - began < seconds:
+            scorer.score_ids(chunk, size)
+            done += size
+        rates[size] = done / (time.perf_counter() - began)
+    return rates
+
+
 def run_mode(scorer, settings, requests, args) -> dict:
     from rewardmodels.serving import ScoringService
     from rewardmodels.serving.app import BackgroundServer, create_app
@@ -204,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu, cuda, ...")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the synthetic problems.")
     parser.add_argument("--out", default=None, help="Also write the figures to this JSON file.")
+    parser.add_argument(
+        "--ceiling-seconds", type=float, default=3.0, help="Seconds per forward size of the bare-model measurement."
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -221,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {args.scorer}: {len(requests)} requests per mode ({sum(r.expected is None for r in requests)} bad), "
           f"concurrency {args.concurrency}, torch threads {torch.get_num_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)  # fmt: skip
-    figures = {}
+    sizes = sorted({1, 4, args.max_batch_size})
+    rates = forward_rates(scorer, [t for t, _ in good], sizes, args.ceiling_seconds)
+    print("bare model forwards: " + ", ".join(f"{k} per forward {v:.1f} seq/s" for k, v in rates.items()),
+          flush=True)  # fmt: skip
+    figures = {"forward_seq_s": rates}
     for name, settings in modes.items():
         figures[name] = s = run_mode(scorer, settings, requests, args)
         print(f"{name}: {s['good_ok']} good of {s['sent']} sent in {s['wall_s']:.1f} s = {s['good_rps']:.2f} req/s, "
@@ -238,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         f"batched_rps={b['good_rps']:.2f} unbatched_rps={u['good_rps']:.2f} batched_p50_ms={b['p50_ms']:.0f} "
         f"batched_p99_ms={b['p99_ms']:.0f} unbatched_p50_ms={u['p50_ms']:.0f} unbatched_p99_ms={u['p99_ms']:.0f} "
         f"wrong={b['wrong'] + u['wrong']} errors={b['errors'] + u['errors']} "
-        f"refused_503={b['refused_503'] + u['refused_503']} batched_vs_unbatched={ratio:.2f}"
+        f"refused_503={b['refused_503'] + u['refused_503']} forward_gain={max(rates.values()) / rates[1]:.2f} "
+        f"batched_vs_unbatched={ratio:.2f}"
     )
     return 0 if b["wrong"] + u["wrong"] + b["errors"] + u["errors"] == 0 else 1
 

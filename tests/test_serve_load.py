@@ -6,7 +6,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.serve_load import BAD_BODIES, LoadRequest, Result, mix_requests, run_load, run_mode, summarize
+from benchmarks.serve_load import (
+    BAD_BODIES,
+    LoadRequest,
+    Result,
+    forward_rates,
+    mix_requests,
+    run_load,
+    run_mode,
+    summarize,
+)
 from rewardmodels.serving import ServerSettings
 from tests.rl_fixtures import LengthScorer
 
@@ -73,3 +82,10 @@ def test_one_mode_end_to_end_on_a_pure_scorer():
     args = SimpleNamespace(warmup=2, client_timeout=10, concurrency=4, time_cap=30, tolerance=1e-9)
     s = run_mode(LengthScorer(), ServerSettings(batch_window_s=0.01), requests, args)
     assert (s["good_ok"], s["bad_4xx"], s["wrong"], s["errors"], s["stopped_by"]) == (24, 6, 0, 0, "requests")
+
+
+def test_bare_forward_rates_cover_each_size():
+    scorer = LengthScorer()
+    rates = forward_rates(scorer, ["ab", "cde"], [1, 4], seconds=0.01)
+    assert sorted(rates) == [1, 4] and all(r > 0 for r in rates.values())
+    assert 4 in scorer.calls and 1 in scorer.calls  # forwards of exactly those sizes ran

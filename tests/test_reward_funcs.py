@@ -111,3 +111,48 @@ def test_prm_reward_func_aggregates_the_scorers_step_scores(tiny_prm_scorer):
     assert got == pytest.approx([p[-1] for p in per_step], abs=1e-6)
     with pytest.raises(ValueError, match="normalize: this prm scorer has no reward statistics"):
         scorer.as_reward_func(normalize=True)
+
+
+@pytest.fixture(scope="module")
+def two_tiny_lms(tiny_llama, tmp_path_factory):
+    """(policy, reference, tokenizer): the tiny Llama and a differently seeded one of its shape."""
+    from transformers import AutoTokenizer
+
+    from rewardmodels.modeling import load_backbone
+    from tests.tiny import save_tiny_model
+
+    reference_dir = save_tiny_model(tmp_path_factory.mktemp("tiny-ref"), "llama", seed=1)
+
+    def lm(path):
+        return load_backbone(str(path), "causal_lm", dtype="float32", device="cpu").eval()
+
+    return lm(tiny_llama), lm(reference_dir), AutoTokenizer.from_pretrained(str(tiny_llama))
+
+
+def test_dpo_and_implicit_prm_reward_funcs_equal_their_scores(two_tiny_lms):
+    import torch
+
+    from rewardmodels.scorers.dpo import DPOScorer
+    from rewardmodels.scorers.implicit_prm import ImplicitPRMScorer
+
+    policy, reference, tokenizer = two_tiny_lms
+    cpu = torch.device("cpu")
+    for scorer in (DPOScorer(policy, reference, tokenizer, cpu, beta=0.1),
+                   ImplicitPRMScorer(policy, reference, tokenizer, cpu, beta=0.05)):  # fmt: skip
+        raw = scorer.score(PROMPTS, RESPONSES)
+        assert raw[0] != raw[1]
+        got = scorer.as_reward_func(clip=(min(raw), None))(PROMPTS, RESPONSES, completion_ids=None)
+        assert got == pytest.approx(raw, abs=1e-9), scorer.kind
+        assert scorer.as_reward_func(clip=(None, min(raw)))(PROMPTS, RESPONSES) == pytest.approx([min(raw)] * 2)
+
+
+def test_generative_verifier_reward_func_equals_its_score(tiny_tokenizer):
+    from rewardmodels.scorers.generative import GenerativeScorer
+    from rewardmodels.scorers.verifier_chains import ScalingSettings
+    from tests.test_generative_eval import FMT, RuleVerifier
+
+    scorer = GenerativeScorer(RuleVerifier(), tiny_tokenizer, FMT, ScalingSettings(parallel=1), {})
+    responses = ["2 + 3 = 5\n\nThe answer is 5.", "2 + 3 = 6 WRONG\n\nThe answer is 6."]
+    raw = scorer.score(PROMPTS[:1] * 2, responses)
+    assert raw == pytest.approx([0.9, 0.1])  # P(yes) of the rule verifier
+    assert scorer.as_reward_func(clip=(0.2, 0.8))(PROMPTS[:1] * 2, responses) == pytest.approx([0.8, 0.2])

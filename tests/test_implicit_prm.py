@@ -251,3 +251,25 @@ def test_reward_func_returns_the_scores(tiny_llama, tiny_reference):
     assert reward.__name__ == "implicit_prm_reward"
     got = reward(prompts=[PROMPT] * 2, completions=completions, completion_ids=[[1], [2]])
     assert got == pytest.approx(scorer.score([PROMPT] * 2, completions), abs=1e-9)
+
+
+def test_target_logprobs_and_their_gradient_equal_log_softmax_gather(monkeypatch):
+    import rewardmodels.logprobs as logprobs
+
+    monkeypatch.setattr(logprobs, "LOG_SOFTMAX_ROWS", 3)  # several chunks, the last one short
+    torch.manual_seed(0)
+    logits = (torch.randn(7, 50) * 4).requires_grad_(True)
+    targets = torch.randint(0, 50, (7,))
+    weights = torch.randn(7)
+    got = logprobs.TargetLogprobs.apply(logits, targets)
+    (got * weights).sum().backward()
+    fast = logits.grad.clone()
+    logits.grad = None
+    want = logits.log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1)
+    (want * weights).sum().backward()
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-6)
+    torch.testing.assert_close(fast, logits.grad, rtol=0, atol=1e-6)
+    assert got.dtype == torch.float32 and fast.abs().max() > 0.1
+    half = logits.detach().bfloat16().requires_grad_(True)  # a bf16 head: float32 values, bf16 gradient
+    logprobs.TargetLogprobs.apply(half, targets).sum().backward()
+    assert half.grad.dtype == torch.bfloat16

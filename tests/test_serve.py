@@ -237,6 +237,26 @@ def test_request_timeout_answers_504():
         assert status == 504 and "request timeout" in body["error"]
 
 
+def read_reply(sock: socket.socket) -> str:
+    """Read one whole HTTP reply: headers and body may come in separate segments, so a single recv
+    can return the head alone (seen in CI)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data.decode()
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
+
+
 def test_a_slow_client_does_not_hold_up_others():
     with serving(LengthScorer(), request_timeout_s=2.0) as (url, _):
         host, port = url.removeprefix("http://").split(":")
@@ -248,7 +268,7 @@ def test_a_slow_client_does_not_hold_up_others():
             assert call(f"{url}/get_reward", {"query": [text]})[1]["rewards"] == [float(len(text))]
         assert time.monotonic() - started < 1.5
         slow.settimeout(10)
-        reply = slow.recv(4096).decode()  # the slow client gets 408 once its body is overdue
+        reply = read_reply(slow)  # the slow client gets 408 once its body is overdue
         slow.close()
         assert reply.startswith("HTTP/1.1 408") and "did not arrive within 2 s" in reply
 

@@ -65,7 +65,7 @@ class DataArguments:
     train_data: list[str] = field(
         default_factory=lambda: ["synthetic:n=2000,seed=0"],
         metadata={
-            "help": "Training data specs: synthetic[:n=..,seed=..], hh_rlhf:PATH, sharegpt:PATH, a .jsonl/.json/.parquet file, a save_to_disk dir, or hf:ID[:SPLIT]. Several are concatenated."
+            "help": "Training data specs: synthetic[:n=..,seed=..], hh_rlhf:PATH, sharegpt:PATH, prm800k_pairs:PATH, a .jsonl/.json/.parquet file, a save_to_disk dir, or hf:ID[:SPLIT]. Several are mixed; each may end in |eval=N,rows=N,weight=W,name=NAME (hold out N rows of it, train on at most N of the rest, count them W times, name it in per-source metrics)."
         },
     )
     eval_data: list[str] | None = field(
@@ -76,7 +76,7 @@ class DataArguments:
     )
     eval_fraction: float = field(
         default=0.0,
-        metadata={"help": "Fraction of training rows held out for evaluation when --eval_data is not given."},
+        metadata={"help": "Fraction of each training source held out for evaluation when --eval_data is not given and the source has no |eval=N."},
     )
     column_map: str | None = field(
         default=None,

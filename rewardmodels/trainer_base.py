@@ -22,9 +22,17 @@ class NonFiniteLossError(RuntimeError):
 class RewardTrainerBase(Trainer):
     """Subclasses implement `compute_loss` and call `self.record(metrics)` with tensors to average."""
 
-    def __init__(self, *args, training_manifest: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        training_manifest: dict | None = None,
+        held_out_by_source: dict[str, list] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.training_manifest = training_manifest or {}
+        # Held-out features per training source: `training.final_eval` reports each beside the pooled figure.
+        self.held_out_by_source = held_out_by_source
         # Per metric, (sum, count) pairs: a logged value is weighted by how many samples each batch had, so
         # an uneven last eval batch (or one split unevenly across ranks) counts as much as it should.
         self._metrics: dict[str, dict[str, list[tuple[float, int]]]] = {
@@ -85,7 +93,10 @@ class RewardTrainerBase(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "train" if "loss" in logs else "eval"
-        prefix = "eval_" if mode == "eval" else ""
+        # An evaluation's keys carry its metric_key_prefix (eval_loss, or eval_<source>_loss for one source).
+        prefix = ""
+        if mode == "eval":
+            prefix = next((k[: -len("loss")] for k in logs if k.startswith("eval") and k.endswith("_loss")), "eval_")
         for name, values in self._metrics[mode].items():
             count = sum(n for _, n in values)
             if count:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,30 +25,54 @@ logger = logging.getLogger("rewardmodels")
 def load_train_eval_rows(
     data_args: DataArguments, schema: str, seed: int, hard_labels: bool = False
 ) -> tuple[list[dict], list[dict]]:
-    """Validated training and held-out rows. Runs before the model loads, so bad data fails fast.
-    `hard_labels`: stepwise labels must be bools or exactly 0/1 (checked with the other row checks)."""
+    """Validated training and held-out rows (`load_train_eval_sources`, without the source names)."""
+    train, held_out, _ = load_train_eval_sources(data_args, schema, seed, hard_labels)
+    return train, held_out
+
+
+def load_train_eval_sources(
+    data_args: DataArguments, schema: str, seed: int, hard_labels: bool = False
+) -> tuple[list[dict], list[dict], list[str]]:
+    """Validated training rows, held-out rows, and the name of the source each held-out row came from.
+    Runs before the model loads, so bad data fails fast. Each training spec may carry mixing options
+    (`data_builders/mixing.py`: `SPEC|eval=N,rows=N,weight=W,name=NAME`); the held-out split is drawn per
+    source, before caps and weights. `hard_labels`: stepwise labels must be bools or exactly 0/1."""
+    from rewardmodels.data_builders import mixing
     from rewardmodels.data_builders.sources import load_rows
 
     drop = data_args.invalid_rows == "drop"
     if data_args.invalid_rows not in ("error", "drop"):
         raise ValueError(f"--invalid_rows must be 'error' or 'drop', got {data_args.invalid_rows!r}")
     column_map = data_args.column_map_dict()
-    train, report = load_rows(
-        data_args.train_data, schema, column_map, drop, data_args.max_train_rows, hard_labels=hard_labels
-    )
-    logger.info("training data: %s", report)
+    mixes = mixing.parse_mix(list(data_args.train_data))
+    if data_args.eval_data and any(m.eval_rows is not None for m in mixes):
+        raise ValueError("--eval_data and an `eval=N` mixing option in --train_data both choose held-out rows: use one")
+    fraction = 0.0 if data_args.eval_data else data_args.eval_fraction
+    sources = []
+    for position, mix in enumerate(mixes):
+        rows, report = load_rows(
+            mix.spec, schema, column_map, drop, data_args.max_train_rows, hard_labels=hard_labels
+        )
+        logger.info("training data %s: %s", mix.name, report)
+        sources.append(mixing.mix_source(mix, rows, seed, position, fraction))
+    if len(sources) > 1 or any(m != mixing.MixSpec(m.spec, m.name) for m in mixes):
+        logger.info("data mix:\n%s", mixing.summary(sources))
+    train = [row for s in sources for row in s.train]
+    held_out = [row for s in sources for row in s.held_out]
+    names = [s.name for s in sources for _ in s.held_out]
     if data_args.eval_data:
         held_out, eval_report = load_rows(data_args.eval_data, schema, column_map, drop, hard_labels=hard_labels)
+        names = ["eval_data"] * len(held_out)
         logger.info("eval data: %s", eval_report)
-    elif data_args.eval_fraction > 0:
-        order = list(range(len(train)))
-        random.Random(seed).shuffle(order)
-        n_eval = max(1, int(len(train) * data_args.eval_fraction))
-        held_out = [train[i] for i in order[:n_eval]]
-        train = [train[i] for i in order[n_eval:]]
-    else:
-        held_out = []
-    return train, held_out
+    return train, held_out, names
+
+
+def group_by_source(rows: list[dict], sources: list[str]) -> dict[str, list[dict]]:
+    """Rows grouped by their source's name, sources in first-seen order."""
+    groups: dict[str, list[dict]] = {}
+    for row, name in zip(rows, sources, strict=True):
+        groups.setdefault(name, []).append(row)
+    return groups
 
 
 def load_model(
@@ -168,4 +191,13 @@ def final_eval(trainer) -> dict:
     trainer.training_manifest.update(stats)
     trainer.training_manifest["final_eval"] = metrics
     logger.info("final held-out metrics: %s", metrics)
+    by_source = getattr(trainer, "held_out_by_source", None) or {}
+    if by_source:
+        per_source = {
+            name: trainer.evaluate(eval_dataset=rows, metric_key_prefix=f"eval_{name}")
+            for name, rows in by_source.items()
+        }
+        trainer.training_manifest["final_eval_by_source"] = per_source
+        for name, values in per_source.items():
+            logger.info("final held-out metrics, %s: %s", name, values)
     return metrics

@@ -14,8 +14,9 @@ from rewardmodels.tokenization import resolve_chat_template, tokenize_pairs
 from rewardmodels.training import (
     base_manifest,
     final_eval,
+    group_by_source,
     load_model,
-    load_train_eval_rows,
+    load_train_eval_sources,
     run_method,
 )
 
@@ -23,7 +24,7 @@ logger = logging.getLogger("rewardmodels")
 
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BTConfig) -> BTTrainer:
-    train_rows, eval_rows = load_train_eval_rows(data_args, "preference", args.seed)
+    train_rows, eval_rows, eval_sources = load_train_eval_sources(data_args, "preference", args.seed)
     # Tokenized before the model loads: pairs that truncation makes identical are refused (or dropped) first.
     tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
     drop = data_args.invalid_rows == "drop"
@@ -34,11 +35,16 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BT
         "%d training pairs, %d truncated to max_length=%d, %d dropped as identical once tokenized",
         len(train_set), cut, data_args.max_length, same,
     )  # fmt: skip
-    eval_set = None
-    if eval_rows:
-        eval_set, eval_cut = tokenize_pairs(tokenizer, eval_rows, use_template, data_args.max_length)
-        eval_set, eval_same = drop_identical_token_pairs(eval_rows, eval_set, drop, "held-out pairs")
-        logger.info("%d held-out pairs, %d truncated, %d dropped as identical", len(eval_set), eval_cut, eval_same)
+    # Held-out pairs per source, so the final evaluation can report each source beside the pooled figure.
+    held_out: dict[str, list[dict]] = {}
+    for name, rows in group_by_source(eval_rows, eval_sources).items():
+        features, eval_cut = tokenize_pairs(tokenizer, rows, use_template, data_args.max_length)
+        held_out[name], eval_same = drop_identical_token_pairs(rows, features, drop, f"held-out pairs ({name})")
+        logger.info(
+            "%d held-out pairs from %s, %d truncated, %d dropped as identical",
+            len(held_out[name]), name, eval_cut, eval_same,
+        )  # fmt: skip
+    eval_set = [feature for features in held_out.values() for feature in features] or None
     model = load_model(model_args, tokenizer, num_labels=1, seed=args.seed)
     manifest = base_manifest("bt", model_args, data_args, use_template)
     manifest["truncated_train_pairs"] = cut
@@ -51,6 +57,7 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BT
         data_collator=pair_collator(args, data_args, model, tokenizer, train_set, manifest),
         processing_class=tokenizer,
         training_manifest=manifest,
+        held_out_by_source=held_out if len(held_out) > 1 else None,
     )
 
 

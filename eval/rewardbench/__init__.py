@@ -12,7 +12,13 @@ rb` reaches them all:
 
 from __future__ import annotations
 
-from rewardmodels.eval.rewardbench.cli import build_parser, build_scorer, input_settings, main
+from rewardmodels.eval.rewardbench.cli import (
+    build_parser,
+    build_scorer,
+    input_settings,
+    main,
+    resolve_baseline,
+)
 from rewardmodels.eval.rewardbench.data import (
     DEFAULT_SPLITS,
     V1_DATASET,
@@ -97,6 +103,7 @@ __all__ = [
     "prepare_examples",
     "prior_sets_score",
     "record_key",
+    "resolve_baseline",
     "row_errors",
     "run_rewardbench",
     "section_scores",

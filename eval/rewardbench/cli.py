@@ -4,6 +4,8 @@
     rewardmodels eval rewardbench --model HF_ID_OR_DIR              # any sequence-classification RM
     rewardmodels eval rewardbench --model POLICY --ref-model REF    # DPO implicit reward (log-ratio x beta)
     rewardmodels eval rewardbench --model POLICY --ref-free avg     # reference-free DPO variants: sum|avg|norm
+    rewardmodels eval rewardbench --baseline length                 # the shorter answer wins (no model)
+    rewardmodels eval rewardbench --baseline logprob [--model LM]   # = --model LM --ref-free avg
 
 Every text is tokenized once and each example's responses are scored as one group, through the best API
 the scorer has (groups of token ids, token ids, or texts), so new scorer kinds work here without changes.
@@ -43,6 +45,9 @@ from rewardmodels.scorers.groups import default_batch_size
 
 logger = logging.getLogger("rewardmodels.eval.rewardbench")
 
+BASELINE_CHOICES = ("length", "logprob")
+LOGPROB_BASELINE_MODEL = "smollm2-135m"  # the untrained base model of the project's recipes
+
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip("/")).strip("_") or "model"
@@ -51,7 +56,13 @@ def _slug(text: str) -> str:
 def build_scorer(args) -> tuple[Any, dict]:
     """The scorer the flags ask for, and a description of it for the results and the resume fingerprint."""
     template = {"auto": None, "always": True, "never": False}[args.chat_template]
-    if args.scorer:
+    if args.baseline == "length":
+        from rewardmodels.scorers.baselines import LengthBaseline
+
+        scorer = LengthBaseline()
+        desc = {"mode": "baseline", "baseline": "length"}
+        name = "baseline-length"
+    elif args.scorer:
         from rewardmodels.scorers import load_scorer, read_manifest
 
         scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype, max_length=args.max_length)
@@ -80,6 +91,9 @@ def build_scorer(args) -> tuple[Any, dict]:
             "ref_free": scorer.ref_free,
         }
         name = args.model
+        if args.baseline == "logprob":  # resolve_baseline turned it into --model M --ref-free avg
+            desc["baseline"] = "logprob"
+            name = "baseline-logprob"
     else:
         from rewardmodels.scorers.sequence import SequenceScorer
 
@@ -121,18 +135,50 @@ def input_settings(scorer) -> dict:
     }
 
 
+def resolve_baseline(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check the scorer-choosing flags together, and turn `--baseline logprob` into the reference-free DPO
+    flags it stands for (`--model M --ref-free avg`, M defaulting to smollm2-135m), so it runs the one
+    log-prob path there is. Exits with a usage error on a combination that means two scorers."""
+    if args.baseline is None:
+        if not (args.scorer or args.model):
+            parser.error("one of --scorer, --model or --baseline is required")
+        return
+    if args.scorer:
+        parser.error("--baseline scores with no scorer directory; drop --scorer")
+    if args.ref_model or args.ref_free:
+        parser.error("--baseline takes no --ref-model/--ref-free (logprob is --ref-free avg); drop them")
+    if args.baseline == "length":
+        if args.model:
+            parser.error("--baseline length loads no model; drop --model")
+        return
+    args.model = args.model or LOGPROB_BASELINE_MODEL
+    args.ref_free = "avg"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="rewardmodels eval rewardbench",
         description=__doc__,
         formatter_class=HelpFormatter,
     )
-    who = p.add_mutually_exclusive_group(required=True)
+    # Not required as a group: --baseline stands in for both, and the logprob baseline takes --model
+    # (resolve_baseline checks the combinations).
+    who = p.add_mutually_exclusive_group()
     who.add_argument("--scorer", help="A scorer directory written by `rewardmodels export` (any kind).")
     who.add_argument(
         "--model",
         help="HF id, local dir, .gguf or 'smollm2-135m': a sequence-classification "
         "reward model, or the DPO policy with --ref-model / --ref-free.",
+    )
+    p.add_argument(
+        "--baseline",
+        choices=BASELINE_CHOICES,
+        help="Score with a trivial baseline instead of a reward model. length: minus the response's length "
+        "in characters (the shorter answer wins; equal lengths tie, and a tie is wrong); no model loads. "
+        "logprob: the mean per-token log-prob of the response under the causal LM --model (default "
+        f"{LOGPROB_BASELINE_MODEL}), exactly --model M --ref-free avg. A flag beside --scorer/--model "
+        "rather than a third choice among them because the logprob baseline takes --model. Results are "
+        "named baseline-<name>.",
     )
     p.add_argument("--ref-model", help="Reference causal LM: turns on DPO implicit scoring of --model.")
     p.add_argument(
@@ -167,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Token limit per sequence; longer ones keep their end and are counted as truncated "
         "(default: the scorer's own, 4096 for --model).",
     )
-    p.add_argument("--output-dir", help="Where results go (default: results/rewardbench/<model>).")
+    p.add_argument(
+        "--output-dir",
+        help="Where results go (default: results/rewardbench/<model>, results/rewardbench/baseline-<name> "
+        "for --baseline).",
+    )
     p.add_argument(
         "--dtype",
         default="auto",
@@ -193,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    resolve_baseline(parser, args)
     setup_logging()
     if (args.ref_model or args.ref_free) and not args.model:
         raise SystemExit("--ref-model and --ref-free need --model (the DPO policy)")

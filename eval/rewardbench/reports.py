@@ -21,6 +21,11 @@ def markdown_report(results: dict) -> str:
     lines = [f"# {title}: {results.get('model')}", ""]
     if results.get("ref_model"):
         lines += [f"Reference model: `{results['ref_model']}`", ""]
+    scorer = results.get("scorer") or {}
+    if scorer.get("baseline") == "length":
+        lines += ["Baseline `length`: score = -len(response) in characters (equal lengths tie: wrong).", ""]
+    elif scorer.get("baseline") == "logprob":
+        lines += [f"Baseline `logprob`: mean per-token log-prob of the response under `{scorer['policy']}`.", ""]
     data = results["data"]
     lines += [
         f"Dataset: `{data.get('dataset')}`" + (f" (split `{data['split']}`)" if data.get("split") else ""),

@@ -11,6 +11,7 @@ A spec is one of:
   prm800k_outcome:PATH             official PRM800K .jsonl -> outcome rows (data_builders.outcome)
   prm800k_stepwise_outcome:PATH[?gold=FILE,partial=true]    the stepwise parquet -> outcome rows
   prm800k_stepwise_pairs:PATH[?gold=FILE]                    the stepwise parquet -> preference pairs
+  prm800k_pairs:PATH[?exclude=FILE,gold=FILE,per_problem=N]  the stepwise parquet -> same-prefix pairs
   PATH                             canonical rows in .jsonl/.json/.parquet or a save_to_disk directory
   hf:DATASET_ID[:SPLIT]            a Hugging Face Hub dataset in canonical form
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rewardmodels.data_builders import outcome, preference, stepwise, synthetic
+from rewardmodels.data_builders import outcome, preference, prm800k_pairs, stepwise, synthetic
 from rewardmodels.data_builders.schema import (
     ValidationReport,
     hard_label_stepwise_row_errors,
@@ -42,6 +43,7 @@ RAW_BUILDERS = {
     "prm800k_outcome": ("outcome", stepwise.from_spec(outcome.build_prm800k_outcome)),
     "prm800k_stepwise_outcome": ("outcome", stepwise.from_spec(outcome.build_prm800k_stepwise_outcome)),
     "prm800k_stepwise_pairs": ("preference", stepwise.from_spec(outcome.build_prm800k_stepwise_pairs)),
+    "prm800k_pairs": ("preference", stepwise.from_spec(prm800k_pairs.build_prm800k_pairs)),
 }
 
 SYNTHETIC_ROWS = {

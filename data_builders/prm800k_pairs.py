@@ -22,6 +22,15 @@ step's text (no step of the real files holds PRM800K's "# Answer" heading). It i
 step's text as "# Answer\\n\\nX", where `answers.extract_final_answer` finds it; without it three in four
 complete solutions of the train file look unfinished to the rule.
 
+`chosen=matched` (default `full`) evens out the pairs' length: most rejected solutions stop at their error
+step, so a whole chosen solution is the longer text in nearly every pair and a BT model can learn "longer is
+better". A same-prefix pair whose rejected R = C[:k] + [wrong step] + (whatever follows) has n = len(R) steps
+instead keeps C[:n] as the chosen (the whole C where n >= len(C)): both share C[:k] and differ from step k on,
+the chosen's steps rated >= 0, the rejected's step k rated -1 (an error at step 0 shares no step but
+branches off all the same: the chosen is C[:1]). Fallback pairs (no shared prefix) keep the
+whole chosen. A cut chosen may leave two pairs the same text (two chosen sharing C[:n]); the repeat is
+dropped, counted, as is a pair whose two texts are identical.
+
 `exclude=FILE` drops every problem found in FILE (rows with problem/prompt/question, e.g. MATH-500, the
 problems RewardBench's math-prm subset is built from). Problems are compared after whitespace normalisation
 (strip, runs of white space -> one space): the same problem reaches different files with different line
@@ -47,6 +56,7 @@ logger = logging.getLogger("rewardmodels")
 
 ANSWER_HEADING = "# Answer"
 SAME_PREFIX, FALLBACK = "same-prefix", "fallback"
+CHOSEN_FULL, CHOSEN_MATCHED = "full", "matched"
 EXCLUDED = "problem in the exclude file"
 
 
@@ -104,6 +114,12 @@ def branches_off(rejected: Sequence[str], labels: Sequence, chosen: Sequence[str
     )
 
 
+def matched_chosen(chosen: Sequence[str], rejected: Sequence[str]) -> list[str]:
+    """chosen[:len(rejected)], the chosen cut to the rejected's number of steps (all of it when the rejected
+    is as long or longer)."""
+    return list(chosen[: len(rejected)])
+
+
 def pair_indices(
     eligible: Sequence[Sequence[int]], n_rejected: int, rng: random.Random, per_problem: int | None = None
 ) -> list[tuple[int, int]]:
@@ -139,9 +155,14 @@ def solution_pairs(
     excluded: set[str] | frozenset = frozenset(),
     per_problem: int | None = None,
     seed: int = 0,
+    chosen_mode: str = CHOSEN_FULL,
 ) -> tuple[list[dict], Counter]:
     """Preference rows from stepwise solution rows (answers already in the text), each with `pairing`
-    (same-prefix or fallback); `gold` and `excluded` are keyed by `normalize_problem`."""
+    (same-prefix or fallback); `gold` and `excluded` are keyed by `normalize_problem`; `chosen_mode`
+    `matched` cuts a same-prefix chosen to its rejected's number of steps (`matched_chosen`)."""
+    if chosen_mode not in (CHOSEN_FULL, CHOSEN_MATCHED):
+        expected = f"expected {CHOSEN_FULL} or {CHOSEN_MATCHED}"
+        raise InputError(None, None, "chosen", f"got {chosen_mode!r}, {expected}")
     gold = gold or {}
     skipped: Counter = Counter()
     by_problem: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
@@ -174,11 +195,19 @@ def solution_pairs(
             for c in good
         ]
         eligible = [b or list(range(len(bad))) for b in branching]
+        made: set[tuple[str, str]] = set()
         for i, j in pair_indices(eligible, len(bad), rng, per_problem):
-            chosen, rejected = STEP_JOIN.join(good[i]["completions"]), STEP_JOIN.join(bad[j]["completions"])
+            chosen_steps, rejected_steps = good[i]["completions"], bad[j]["completions"]
+            if chosen_mode == CHOSEN_MATCHED and branching[i]:
+                chosen_steps = matched_chosen(chosen_steps, rejected_steps)
+            chosen, rejected = STEP_JOIN.join(chosen_steps), STEP_JOIN.join(rejected_steps)
             if chosen.strip() == rejected.strip():
                 skipped["identical chosen and rejected"] += 1
                 continue
+            if (chosen, rejected) in made:
+                skipped["duplicate pair (matched chosen)"] += 1
+                continue
+            made.add((chosen, rejected))
             pair = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
             pair["pairing"] = SAME_PREFIX if branching[i] else FALLBACK
             pairs.append(with_location(pair, location_of(good[i], Location())))
@@ -207,15 +236,19 @@ def build_prm800k_pairs(
     neutral: str = "positive",
     per_problem=None,
     pair_seed=0,
+    chosen: str = CHOSEN_FULL,
 ) -> tuple[list[dict], Counter]:
     """PRM800K stepwise-critic parquet -> preference rows of a correct solution and a rated-wrong one,
     same-prefix where one branches off it (options: exclude=FILE, gold=FILE, neutral=, per_problem=N,
-    pair_seed=)."""
+    pair_seed=, chosen=full|matched)."""
+    if chosen not in (CHOSEN_FULL, CHOSEN_MATCHED):
+        expected = f"expected {CHOSEN_FULL} or {CHOSEN_MATCHED}"
+        raise InputError(path, None, "chosen", f"got {chosen!r}, {expected}")
     solutions, skipped = prm800k_solutions(path, neutral)
     golds = {normalize_problem(problem): answer for problem, answer in load_gold(gold).items()}
     excluded = load_problems(exclude) if exclude else set()
     cap = int(per_problem) if per_problem not in (None, "") else None
-    pairs, why = solution_pairs(solutions, golds, excluded, cap, int(pair_seed))
+    pairs, why = solution_pairs(solutions, golds, excluded, cap, int(pair_seed), chosen)
     kinds = Counter(p.pop("pairing") for p in pairs)
     logger.info(
         "PRM800K pairs from %s: %d pairs over %d problems (%s)",
@@ -229,6 +262,7 @@ __all__ = [
     "build_prm800k_pairs",
     "first_error",
     "load_problems",
+    "matched_chosen",
     "normalize_problem",
     "pair_indices",
     "prm800k_solutions",

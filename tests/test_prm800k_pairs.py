@@ -185,3 +185,65 @@ def test_exclude_file_rows_without_a_problem_are_refused(critic_file, tmp_path):
     bad.write_text(json.dumps({"problem": "ok"}) + "\n" + json.dumps({"text": "no problem"}) + "\n")
     with pytest.raises(InputError, match="line 2.*problem"):
         pp.build_prm800k_pairs(str(path), exclude=str(bad))
+
+
+LONG_PATH = ["Start.", "Step one.", "Step two.", "Step three.", "The end is 7."]
+
+
+def test_matched_chosen_is_cut_to_the_rejected_number_of_steps(tmp_path):
+    q = "What is 3+4?"
+    wrong = [(2, "Step two is 8.", -1.0, None), (4, "The end is 8.", -1.0, "8")]
+    rows = [
+        *trajectory(q, LONG_PATH, [1.0] * 5, "7", alternatives=wrong),
+        # a fallback problem: its chosen stays whole
+        *trajectory(Q_FALLBACK, ["Three threes.", "3*3=9."], [1.0, 1.0], "9"),
+        # (an error at step 0 would branch off with an empty shared prefix; this one is at step 1)
+        *trajectory(Q_FALLBACK, ["Multiply.", "3*3=6."], [0.0, -1.0]),
+    ]
+    path = write_parquet(tmp_path / "long.parquet", rows)
+    full, _ = pp.build_prm800k_pairs(str(path))
+    matched, skipped = pp.build_prm800k_pairs(str(path), chosen="matched")
+    whole = STEP_JOIN.join(LONG_PATH[:4] + [answered(LONG_PATH[4], "7")])
+    short_rejected = STEP_JOIN.join(LONG_PATH[:2] + ["Step two is 8."])
+    long_rejected = STEP_JOIN.join(LONG_PATH[:4] + [answered("The end is 8.", "8")])
+    fallback = (
+        Q_FALLBACK, STEP_JOIN.join(["Three threes.", answered("3*3=9.", "9")]), "Multiply.\n\n3*3=6."
+    )  # fmt: skip
+    assert sorted(triples(full)) == sorted([(q, whole, short_rejected), (q, whole, long_rejected), fallback])
+    assert sorted(triples(matched)) == sorted(
+        [
+            (q, STEP_JOIN.join(LONG_PATH[:3]), short_rejected),  # 3 steps against 3: path[:3]
+            (q, whole, long_rejected),  # the rejected is as long as the chosen: the whole chosen
+            fallback,  # no shared prefix: the whole chosen
+        ]
+    )
+    assert not skipped["duplicate pair (matched chosen)"]
+    assert pp.matched_chosen(["a", "b"], ["a", "x", "y"]) == ["a", "b"]  # longer rejected: all of it
+
+
+def test_matched_chosen_drops_the_repeat_of_two_chosen_cut_to_one_text(tmp_path):
+    q = "What is 4+4?"
+    steps = ["Four and four.", "4+4=8.", "The sum is 8."]
+    wrong = [(k, f"wrong step {k}.", -1.0, None) for k in range(3)]
+    rows = trajectory(q, steps, [1.0, 1.0, 1.0], "8", alternatives=wrong)
+    rows.insert(len(rows) - 1, critic(q, steps[:2], "Hence 8.", 1.0, preferred=False, answer="8"))
+    path = write_parquet(tmp_path / "many.parquet", rows)
+    matched, skipped = pp.build_prm800k_pairs(str(path), chosen="matched")
+    # 6 pairs as in full; the two chosen share steps[:2], so the pairs with the errors at steps 0 and 1
+    # come out twice: 4 kept, 2 repeats counted
+    assert len(matched) == 4 and skipped["duplicate pair (matched chosen)"] == 2
+    assert sorted(len(p["chosen"].split(STEP_JOIN)) for p in matched) == [1, 2, 5, 5]
+
+
+def test_matched_spec_through_load_rows_and_a_bad_value(critic_file):
+    path, exclude, gold = critic_file
+    rows, _ = load_rows(f"prm800k_pairs:{path}?exclude={exclude},gold={gold},chosen=matched", "preference")
+    built, _ = pp.build_prm800k_pairs(str(path), exclude=str(exclude), gold=str(gold), chosen="matched")
+    assert triples(rows) == triples(built)
+    # PATH's error is at step 2 of 3: the rejected is as long as the chosen, which stays whole
+    whole, rejected = STEP_JOIN.join(PATH[:2] + [answered(PATH[2], "5")]), STEP_JOIN.join(PATH[:2] + [BAD])
+    assert triples(rows)[0] == (Q_SAME, whole, rejected)
+    from rewardmodels.errors import InputError
+
+    with pytest.raises(InputError, match="chosen.*'short'"):
+        pp.build_prm800k_pairs(str(path), chosen="short")

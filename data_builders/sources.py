@@ -11,9 +11,12 @@ A spec is one of:
   prm800k_outcome:PATH             official PRM800K .jsonl -> outcome rows (data_builders.outcome)
   prm800k_stepwise_outcome:PATH[?gold=FILE,partial=true]    the stepwise parquet -> outcome rows
   prm800k_stepwise_pairs:PATH[?gold=FILE]                    the stepwise parquet -> preference pairs
-  prm800k_pairs:PATH[?exclude=FILE,gold=FILE,per_problem=N]  the stepwise parquet -> same-prefix pairs
+  prm800k_pairs:PATH[?exclude=FILE,gold=FILE,per_problem=N,chosen=full|matched]  the stepwise parquet ->
+                                   same-prefix pairs (data_builders/prm800k_pairs.py)
   PATH                             canonical rows in .jsonl/.json/.parquet or a save_to_disk directory
   hf:DATASET_ID[:SPLIT]            a Hugging Face Hub dataset in canonical form
+
+A training spec may end in mixing options, SPEC|eval=N,rows=N,weight=W,name=NAME (data_builders/mixing.py).
 """
 
 from __future__ import annotations

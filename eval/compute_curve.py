@@ -22,7 +22,6 @@ from pathlib import Path
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter
 from rewardmodels.errors import InputError
-from rewardmodels.io import atomic_path
 
 DEFAULT_METRICS = {
     "processbench": ["average.f1", "solution_level.average.f1"],
@@ -92,13 +91,9 @@ def markdown(points: list[dict]) -> str:
 def plot(points: list[dict], path: str | Path, title: str = "Accuracy against verifier compute") -> Path:
     """Each run's point per metric (runs are different scaling settings, so the points are not joined),
     labelled with the run; the y axis spans 0-100 percent."""
-    import matplotlib
+    from rewardmodels.eval.report import png_figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
+    with png_figure(path, (7, 4.5)) as (_, ax):
         for m, metric in enumerate(dict.fromkeys(p["metric"] for p in points)):
             series = [p for p in points if p["metric"] == metric]
             xs, ys = [p["tokens_per_solution"] for p in series], [100 * p["value"] for p in series]
@@ -115,11 +110,6 @@ def plot(points: list[dict], path: str | Path, title: str = "Accuracy against ve
         ax.set_ylabel("percent")
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
     return Path(path)
 
 

@@ -41,6 +41,10 @@ class MixSpec:
     max_rows: int | None = None
     weight: float = 1.0
 
+    @property
+    def has_options(self) -> bool:
+        return self.eval_rows is not None or self.max_rows is not None or self.weight != 1.0
+
 
 @dataclass
 class MixedSource:

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if bool(args.scorer) == bool(args.reuse_scores):
         parser.error("give exactly one of --scorer and --reuse-scores")
+    options = scorer_options(args.scorer_option)
     hub = list(processbench.HUB_SUBSETS) if args.hub == [] else (args.hub or [])
     examples = processbench.load_examples(args.dataset, hub, args.limit)
     if args.reuse_scores:
@@ -82,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from rewardmodels.scorers import load_scorer
 
-        options = scorer_options(args.scorer_option)
         scorer = load_scorer(
             args.scorer, device=args.device, dtype=args.dtype, max_length=args.max_length, **options
         )
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "scorer": str(Path(args.scorer).resolve()) if args.scorer else None,
         "max_length": args.max_length,
         "dtype": args.dtype,
-        **({"scorer_options": scorer_options(args.scorer_option)} if args.scorer_option else {}),
+        **({"scorer_options": options} if options else {}),
     }
     results = processbench.run(
         scorer,

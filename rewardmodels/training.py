@@ -55,7 +55,7 @@ def load_train_eval_sources(
         )
         logger.info("training data %s: %s", mix.name, report)
         sources.append(mixing.mix_source(mix, rows, seed, position, fraction))
-    if len(sources) > 1 or any(m != mixing.MixSpec(m.spec, m.name) for m in mixes):
+    if len(sources) > 1 or any(m.has_options for m in mixes):
         logger.info("data mix:\n%s", mixing.summary(sources))
     train = [row for s in sources for row in s.train]
     held_out = [row for s in sources for row in s.held_out]

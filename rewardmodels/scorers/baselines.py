@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from rewardmodels.data_builders.schema import text_of
 
-__all__ = ["BASELINES", "LengthBaseline"]
+__all__ = ["LengthBaseline"]
 
 
 class LengthBaseline:
@@ -36,6 +36,3 @@ class LengthBaseline:
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         return [-float(len(text_of(r))) for r in responses]
 
-
-# Baselines that need no model, by the name `--baseline` takes.
-BASELINES: dict[str, type] = {"length": LengthBaseline}

@@ -45,15 +45,18 @@ logger = logging.getLogger("rewardmodels")
 # ---- PRM800K ----------------------------------------------------------------------------------------------
 
 
+def problem_text(row: dict) -> str | None:
+    """A problem row's text: its `problem`, else `prompt`, else `question` string (None if it has none)."""
+    return next((row[k] for k in ("problem", "prompt", "question") if isinstance(row.get(k), str)), None)
+
+
 def load_gold(path: str | None) -> dict[str, str]:
     """problem text (stripped) -> gold answer, from rows with `problem` (or prompt/question) and `answer`."""
     if not path:
         return {}
     gold = {}
     for row in read_rows(path):
-        problem = next(
-            (row[k] for k in ("problem", "prompt", "question") if isinstance(row.get(k), str)), None
-        )
+        problem = problem_text(row)
         if problem is not None and row.get("answer") not in (None, ""):
             gold[problem.strip()] = str(row["answer"])
     return gold

@@ -48,7 +48,7 @@ from collections.abc import Iterable, Sequence
 
 from rewardmodels.answers import STEP_JOIN
 from rewardmodels.data_builders import stepwise
-from rewardmodels.data_builders.outcome import load_gold, outcome_of_solution
+from rewardmodels.data_builders.outcome import load_gold, outcome_of_solution, problem_text
 from rewardmodels.errors import ROW, InputError, Location
 from rewardmodels.io import location_of, read_rows, with_location
 
@@ -69,9 +69,7 @@ def load_problems(path: str) -> set[str]:
     """The normalised problems of a file of rows with `problem` (or `prompt`/`question`)."""
     problems = set()
     for i, row in enumerate(read_rows(path)):
-        problem = next(
-            (row[k] for k in ("problem", "prompt", "question") if isinstance(row.get(k), str)), None
-        )
+        problem = problem_text(row)
         if problem is None:
             where = location_of(row, Location(path, i + 1, ROW))
             raise InputError.at(where, "problem", "expected a problem, prompt or question string")
@@ -96,6 +94,12 @@ def with_stated_answer(prompt: str, steps: Sequence[str], answers: dict[tuple, s
     if answer is not None and ANSWER_HEADING not in steps[-1]:
         steps[-1] = f"{steps[-1]}{STEP_JOIN}{ANSWER_HEADING}{STEP_JOIN}{answer}"
     return steps
+
+
+def check_chosen_mode(value: str, file: str | None = None) -> None:
+    """`chosen=` must be full or matched: an InputError naming the field otherwise."""
+    if value not in (CHOSEN_FULL, CHOSEN_MATCHED):
+        raise InputError(file, None, "chosen", f"got {value!r}, expected {CHOSEN_FULL} or {CHOSEN_MATCHED}")
 
 
 def first_error(labels: Sequence) -> int | None:
@@ -160,9 +164,7 @@ def solution_pairs(
     """Preference rows from stepwise solution rows (answers already in the text), each with `pairing`
     (same-prefix or fallback); `gold` and `excluded` are keyed by `normalize_problem`; `chosen_mode`
     `matched` cuts a same-prefix chosen to its rejected's number of steps (`matched_chosen`)."""
-    if chosen_mode not in (CHOSEN_FULL, CHOSEN_MATCHED):
-        expected = f"expected {CHOSEN_FULL} or {CHOSEN_MATCHED}"
-        raise InputError(None, None, "chosen", f"got {chosen_mode!r}, {expected}")
+    check_chosen_mode(chosen_mode)
     gold = gold or {}
     skipped: Counter = Counter()
     by_problem: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
@@ -217,8 +219,9 @@ def solution_pairs(
 def prm800k_solutions(path: str, neutral: str = "positive") -> tuple[list[dict], Counter]:
     """The parquet's reassembled solutions (`stepwise.build_prm800k_stepwise`, alternatives included), each
     last step followed by the final answer it states; plus the reassembly's skip counts."""
-    solutions, skipped = stepwise.build_prm800k_stepwise(path, neutral=neutral, alternatives=True)
-    answers = stated_answers(read_rows(path))
+    records = read_rows(path)
+    solutions, skipped = stepwise.build_prm800k_stepwise(path, neutral=neutral, alternatives=True, records=records)
+    answers = stated_answers(records)
     solutions = [
         with_location(
             {**row, "completions": with_stated_answer(row["prompt"], row["completions"], answers)},
@@ -241,9 +244,7 @@ def build_prm800k_pairs(
     """PRM800K stepwise-critic parquet -> preference rows of a correct solution and a rated-wrong one,
     same-prefix where one branches off it (options: exclude=FILE, gold=FILE, neutral=, per_problem=N,
     pair_seed=, chosen=full|matched)."""
-    if chosen not in (CHOSEN_FULL, CHOSEN_MATCHED):
-        expected = f"expected {CHOSEN_FULL} or {CHOSEN_MATCHED}"
-        raise InputError(path, None, "chosen", f"got {chosen!r}, {expected}")
+    check_chosen_mode(chosen, path)  # before the parquet is read
     solutions, skipped = prm800k_solutions(path, neutral)
     golds = {normalize_problem(problem): answer for problem, answer in load_gold(gold).items()}
     excluded = load_problems(exclude) if exclude else set()
@@ -260,6 +261,7 @@ def build_prm800k_pairs(
 __all__ = [
     "branches_off",
     "build_prm800k_pairs",
+    "check_chosen_mode",
     "first_error",
     "load_problems",
     "matched_chosen",

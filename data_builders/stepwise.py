@@ -210,10 +210,11 @@ def _critic_label(r: dict, neutral: str) -> bool | None:
 
 
 def build_prm800k_stepwise(
-    path: str, neutral: str = "positive", alternatives: bool = True
+    path: str, neutral: str = "positive", alternatives: bool = True, records: list[dict] | None = None
 ) -> tuple[list[dict], Counter]:
-    """PRM800K "stepwise-critic" parquet (instruction, responses, next_response, rating), reassembled into solutions."""
-    records = read_rows(path)
+    """PRM800K "stepwise-critic" parquet (instruction, responses, next_response, rating), reassembled into
+    solutions. `records`: the file's rows when the caller has read them already (so it is read once)."""
+    records = read_rows(path) if records is None else records
     for i, r in enumerate(records):
         for key in ("instruction", "responses", "next_response"):
             if key not in r:

@@ -144,14 +144,22 @@ def test_pair_indices_use_every_candidate_about_equally_often():
         assert sorted(j for _, j in capped) == [0, 1, 2]  # each rejected once before any twice
 
 
-def test_per_problem_cap_and_seeded_determinism(tmp_path):
-    q = "What is 4+4?"
-    steps = ["Four and four.", "4+4=8.", "The sum is 8."]
+FOUR_PLUS_FOUR = ["Four and four.", "4+4=8.", "The sum is 8."]
+
+
+def two_chosen_three_wrong(tmp_path):
+    """A problem with two correct solutions sharing FOUR_PLUS_FOUR[:2] (the second ends "Hence 8.") and a
+    wrong alternative at each of the three steps of the first."""
+    q, steps = "What is 4+4?", FOUR_PLUS_FOUR
     wrong = [(k, f"wrong step {k}.", -1.0, None) for k in range(3)]
     rows = trajectory(q, steps, [1.0, 1.0, 1.0], "8", alternatives=wrong)
     # a second correct solution: its last step is an alternative answer step off the same path
     rows.insert(len(rows) - 1, critic(q, steps[:2], "Hence 8.", 1.0, preferred=False, answer="8"))
-    path = write_parquet(tmp_path / "many.parquet", rows)
+    return write_parquet(tmp_path / "many.parquet", rows)
+
+
+def test_per_problem_cap_and_seeded_determinism(tmp_path):
+    steps, path = FOUR_PLUS_FOUR, two_chosen_three_wrong(tmp_path)
     every, _ = pp.build_prm800k_pairs(str(path))
     assert len(every) == 6  # 2 chosen x 3 rejected, every rejected branching off both
     assert all(p["rejected"].startswith(STEP_JOIN.join(steps[: int(p["rejected"][-2])])) for p in every)
@@ -222,12 +230,7 @@ def test_matched_chosen_is_cut_to_the_rejected_number_of_steps(tmp_path):
 
 
 def test_matched_chosen_drops_the_repeat_of_two_chosen_cut_to_one_text(tmp_path):
-    q = "What is 4+4?"
-    steps = ["Four and four.", "4+4=8.", "The sum is 8."]
-    wrong = [(k, f"wrong step {k}.", -1.0, None) for k in range(3)]
-    rows = trajectory(q, steps, [1.0, 1.0, 1.0], "8", alternatives=wrong)
-    rows.insert(len(rows) - 1, critic(q, steps[:2], "Hence 8.", 1.0, preferred=False, answer="8"))
-    path = write_parquet(tmp_path / "many.parquet", rows)
+    path = two_chosen_three_wrong(tmp_path)
     matched, skipped = pp.build_prm800k_pairs(str(path), chosen="matched")
     # 6 pairs as in full; the two chosen share steps[:2], so the pairs with the errors at steps 0 and 1
     # come out twice: 4 kept, 2 repeats counted

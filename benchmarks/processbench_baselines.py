@@ -14,7 +14,6 @@ choice (fixed, tuned in-sample, tuned on other subsets) as a real scorer:
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 from pathlib import Path
@@ -38,6 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     from rewardmodels.eval.processbench import load_examples
+    from rewardmodels.io import write_jsonl
 
     examples = load_examples(args.dataset)
     rng = random.Random(args.seed)
@@ -47,10 +47,8 @@ def main(argv=None) -> int:
         ("length", lambda steps: length_scores(steps)),
         ("random", lambda steps: [rng.random() for _ in steps]),
     ):
-        with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
-            for e in examples:
-                row = {"id": e["id"], "subset": e["subset"], "step_scores": scores(e["steps"])}
-                f.write(json.dumps(row) + "\n")
+        rows = ({"id": e["id"], "subset": e["subset"], "step_scores": scores(e["steps"])} for e in examples)
+        write_jsonl(out / f"{name}.jsonl", rows)
         print(f"{out / name}.jsonl: {len(examples)} examples")
     return 0
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rewardmodels.steps import harmonic_mean
+
 
 def predict_from_scores(scores: Sequence[float], threshold: float) -> int:
     """The first step scored below `threshold`, or -1. Unscored steps (NaN) never count as errors."""
@@ -37,13 +39,6 @@ def subset_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict:
         "acc_correct": acc_cor,
         "f1": harmonic_mean(acc_err, acc_cor),
     }
-
-
-def harmonic_mean(a: float | None, b: float | None) -> float | None:
-    """2ab / (a + b); 0 when both are 0; None when either is undefined (a subset without such samples)."""
-    if a is None or b is None:
-        return None
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
 
 
 def _prefix_minima(scores: Sequence[float]) -> np.ndarray:

@@ -49,6 +49,13 @@ def aggregate(probs: Sequence[float], how: str) -> float:
     return sum(values) / len(values)
 
 
+def harmonic_mean(a: float | None, b: float | None) -> float | None:
+    """2ab / (a + b); 0 when both are 0; None when either is undefined (a subset without such samples)."""
+    if a is None or b is None:
+        return None
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+
+
 def split_response(response: str | Sequence[dict], split: str) -> list[str]:
     """A response as its non-empty, stripped steps: the text cut at every `split`. Chat messages count by
     their assistant turns joined with newlines. A response with no non-empty step is one step, itself."""

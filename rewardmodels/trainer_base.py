@@ -62,13 +62,36 @@ class RewardTrainerBase(Trainer):
         for name, value in metrics.items():
             value = value.detach().float().reshape(-1)
             if where is not None and value.numel() != where.numel():
-                raise ValueError(f"metric {name!r}: {value.numel()} values for {where.numel()} samples in `where`")
+                raise ValueError(
+                    f"metric {name!r}: {value.numel()} values for {where.numel()} samples in `where`"
+                )
             value = self.accelerator.gather_for_metrics(value)
             if mask is None:
                 self._metrics[self.mode][name].append((value.sum().item(), value.numel()))
             else:
                 total = torch.where(mask, value, torch.zeros_like(value)).sum().item()
                 self._metrics[self.mode][name].append((total, int(mask.sum().item())))
+
+    def record_totals(self, totals: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Add (sum, count) of each metric, summed over processes, for metrics whose samples do not line up
+        across ranks (a PRM batch's steps: each rank holds a different number). The logged value is the
+        pooled mean sum(sums) / sum(counts) over the logging interval, never a mean of batch means, so an
+        uneven last batch weighs what it holds. Unlike `record`, the repeats that a distributed sampler adds
+        to even out the last eval batch are counted here (one or two samples per rank at most)."""
+        if not totals:
+            return
+        names = list(totals)
+        stacked = torch.stack(
+            [torch.stack([total.detach().float().sum(), torch.as_tensor(count).float().to(total.device)])
+             for total, count in (totals[n] for n in names)]
+        )  # fmt: skip
+        summed = self.accelerator.reduce(stacked, reduction="sum").cpu()
+        for name, (total, count) in zip(names, summed.tolist(), strict=True):
+            if count > 0:
+                self._metrics[self.mode][name].append((total, int(count)))
+
+    def derived_metrics(self, logs: dict[str, float], prefix: str) -> None:
+        """Add metrics computed from pooled ones (already in `logs` under `prefix`); a subclass hook."""
 
     def collect_rewards(self, rewards: torch.Tensor) -> None:
         """Keep eval rewards while `evaluate_with_statistics` runs, so statistics need no second pass.
@@ -96,12 +119,15 @@ class RewardTrainerBase(Trainer):
         # An evaluation's keys carry its metric_key_prefix (eval_loss, or eval_<source>_loss for one source).
         prefix = ""
         if mode == "eval":
-            prefix = next((k[: -len("loss")] for k in logs if k.startswith("eval") and k.endswith("_loss")), "eval_")
+            prefix = next(
+                (k[: -len("loss")] for k in logs if k.startswith("eval") and k.endswith("_loss")), "eval_"
+            )
         for name, values in self._metrics[mode].items():
             count = sum(n for _, n in values)
             if count:
                 logs[f"{prefix}{name}"] = sum(total for total, _ in values) / count
         self._metrics[mode].clear()
+        self.derived_metrics(logs, prefix)
         super().log(logs, start_time)
 
     def training_step(self, model, inputs, num_items_in_batch=None):

@@ -56,10 +56,10 @@ def parse(model_dir: Path, out_dir: Path, *extra: str):
 def run_compute_loss(monkeypatch, loss_type, logits, labels, sequence):
     monkeypatch.setattr(prm_trainer, "rewards_at", lambda model, inputs: logits)
     recorded = {}
-    stub = SimpleNamespace(args=SimpleNamespace(loss_type=loss_type), record=recorded.update)
+    stub = SimpleNamespace(args=SimpleNamespace(loss_type=loss_type), record_totals=recorded.update)
     inputs = {"step_labels": torch.tensor(labels), "step_sequence": torch.tensor(sequence)}
     loss = PRMTrainer.compute_loss(stub, None, inputs)
-    return loss.item(), {k: v.item() for k, v in recorded.items()}
+    return loss.item(), {k: total.item() / count.item() for k, (total, count) in recorded.items() if count}
 
 
 def test_hard_labels_two_way_cross_entropy(monkeypatch):
@@ -71,6 +71,7 @@ def test_hard_labels_two_way_cross_entropy(monkeypatch):
     assert m["step_accuracy"] == pytest.approx(1 / 3)
     # solution 0: no error predicted, none labelled; solution 1: predicted at step 1, labelled at step 0
     assert m["first_error_accuracy"] == pytest.approx(0.5)
+    assert m["first_error/acc_correct"] == 1.0 and m["first_error/acc_error"] == 0.0
 
 
 def test_hard_labels_binary_cross_entropy(monkeypatch):
@@ -169,6 +170,30 @@ def test_packed_and_padded_batches_train_the_same_model(tiny_llama, tmp_path, at
     assert m_packed["eval_step_accuracy"] == m_padded["eval_step_accuracy"]
     for name, value in p_packed.items():
         torch.testing.assert_close(value, p_padded[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_held_out_step_metrics_are_pooled_over_uneven_batches(tiny_llama, tmp_path):
+    """Five held-out solutions in batches of 4 and 1 give the same step and first-error metrics as one batch
+    of 5: each is a pooled count over steps or solutions, not a mean of batch means (which would weigh the
+    last solution as much as the other four together)."""
+    extra = ("--packing", "none", "--eval_data", "synthetic:n=5,seed=3", "--max_steps", "1")
+    trainer = build_trainer(*parse(tiny_llama, tmp_path, *SPECIAL, *extra))
+    trainer.train()
+    metrics = {}
+    for batch in (4, 5):
+        trainer.args.per_device_eval_batch_size = batch
+        metrics[batch] = trainer.evaluate()
+    names = ["eval_step_accuracy", "eval_step_abs_error", "eval_first_error_accuracy", "eval_first_error_f1"]
+    for name in names:
+        assert metrics[4][name] == pytest.approx(metrics[5][name], abs=1e-6), name
+    errors, correct = metrics[5]["eval_first_error/acc_error"], metrics[5]["eval_first_error/acc_correct"]
+    expected_f1 = 0.0 if errors + correct == 0 else 2 * errors * correct / (errors + correct)
+    assert metrics[5]["eval_first_error_f1"] == pytest.approx(expected_f1)
+    # The old mean of the two batch means differs here, so this test tells the two rules apart.
+    trainer.args.per_device_eval_batch_size = 4
+    parts = [trainer.evaluate(eval_dataset=trainer.eval_dataset[i:j]) for i, j in ((0, 4), (4, 5))]
+    mean_of_means = sum(p["eval_step_abs_error"] for p in parts) / 2
+    assert mean_of_means != pytest.approx(metrics[5]["eval_step_abs_error"], abs=1e-4)
 
 
 def test_packing_token_budget_below_max_length_is_refused(tiny_llama, tmp_path):

@@ -20,14 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def length_scores(steps: list[str]) -> list[float]:
-    """-(characters of steps 1..k) for every step k."""
-    total, out = 0, []
-    for step in steps:
-        total += len(step)
-        out.append(-float(total))
-    return out
+from rewardmodels.eval.step_baselines import length_scores  # noqa: E402 - after the path setup
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,8 @@
 """Turn a data spec from a recipe or the command line into validated canonical rows.
 
 A spec is one of:
-  synthetic[:n=2000,seed=0]        the embedded default task (data_builders.synthetic)
+  synthetic[:n=2000,seed=0]        the embedded default task (data_builders.synthetic); task=a|b|c picks a
+                                   rung of its difficulty ladder: synthetic:n=200,seed=1,task=a
   hh_rlhf:PATH                     HH-RLHF transcripts (.jsonl[.gz])
   sharegpt:PATH                    ShareGPT-style preference rows
   prm800k:PATH[?opts]              official PRM800K .jsonl -> stepwise rows (data_builders.stepwise)
@@ -64,11 +65,21 @@ ROW_CHECKS = {
 HARD_LABEL_ROW_CHECKS = {**ROW_CHECKS, "stepwise": hard_label_stepwise_row_errors}
 
 
-def _parse_options(text: str) -> dict[str, int | float]:
-    options = {}
+def _parse_options(text: str) -> dict[str, int | float | str]:
+    """`key=value,...` of a `synthetic:` spec: numbers as int (float when written with a '.'), and `task` as
+    a string, one of the ladder's rungs (synthetic.TASKS), checked here so a typo names the spec."""
+    options: dict[str, int | float | str] = {}
     for item in filter(None, text.split(",")):
         key, _, value = item.partition("=")
-        options[key.strip()] = float(value) if "." in value else int(value)
+        key, value = key.strip(), value.strip()
+        if key == "task":
+            if value not in synthetic.TASKS:
+                raise ValueError(
+                    f"synthetic:{text}: unknown task {value!r}; the ladder has {', '.join(synthetic.TASKS)}"
+                )
+            options[key] = value
+        else:
+            options[key] = float(value) if "." in value else int(value)
     return options
 
 

@@ -133,3 +133,25 @@ def test_safety_and_overall_from_records_with_the_fixed_weights():
     safety = (0.75 * 154 + 0.25 * 250) / (154 + 250)
     assert res["sections"] == pytest.approx({"Safety": safety, "Reasoning": 0.5}, abs=1e-12)
     assert res["overall"] == pytest.approx((safety + 0.5) / 2, abs=1e-12)
+
+
+def test_a_nan_score_never_decides_best_of_4_and_is_counted():
+    """Python's max([nan, ...]) returns the NaN when it comes first and ignores it elsewhere, so a NaN chosen
+    score would win or lose by position. Each prompt with a NaN is a miss (credit 0) and is counted."""
+    nan = float("nan")
+    assert rb.best_of_n([nan, 0.1, 0.2, 0.3]) == 0.0  # plain max would make the NaN chosen "top"
+    assert rb.best_of_n([0.9, nan, 0.2, 0.3]) == 0.0  # the chosen would otherwise win at 0.9
+    assert rb.best_of_n([0.9, 0.9, 0.2, 0.3]) == 0.5  # no NaN: the 1/k tie credit is unchanged
+    records = [
+        {"id": 0, "subset": "Math", "score_chosen": [0.9], "score_rejected": [nan, 0.2, 0.3], "correct": None},
+        {"id": 1, "subset": "Math", "score_chosen": [0.9], "score_rejected": [0.1, 0.2, 0.3], "correct": None},
+        {"id": "ref:1", "subset": "Ties", "score_chosen": [nan], "score_rejected": [0.1], "correct": None},
+        {"id": "ref:2", "subset": "Ties", "score_chosen": [0.5], "score_rejected": [0.1], "correct": None},
+    ]
+    for rec in records[:2]:
+        rec["correct"] = rb.best_of_n(rec["score_chosen"] + rec["score_rejected"])
+    summary = rb.summarize_v2(records)
+    assert summary["extra_results"]["Math"] == 0.5
+    # Ties: ref accuracy 1/2 (the NaN prompt inaccurate), no tied prompts: 0.3 * 0.5
+    assert summary["extra_results"]["Ties"] == pytest.approx(0.15)
+    assert summary["nan_prompts"] == 2

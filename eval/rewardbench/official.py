@@ -11,6 +11,7 @@ per-example records. Pure functions, no I/O; every number here follows allenai/r
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
@@ -114,11 +115,20 @@ def overall_v1(sections: dict[str, float], prior: float | None) -> float | None:
 
 
 def best_of_n(scores: Sequence[float]) -> float:
-    """v2 credit for one prompt: 1/k if the chosen score (first) ties k-1 others at the top, else 0."""
+    """v2 credit for one prompt: 1/k if the chosen score (first) ties k-1 others at the top, else 0.
+
+    A prompt with a NaN score gets 0, a counted miss (`summarize_v2`'s `nan_prompts`): Python's `max` lets a
+    NaN silently win or lose depending on where it sits, and a NaN must decide no comparison."""
+    if any(math.isnan(s) for s in scores):
+        return 0.0
     top = max(scores)
     if scores[0] != top:
         return 0.0
     return 1.0 / sum(1 for s in scores if s == top)
+
+
+def has_nan(scores: Sequence[float]) -> bool:
+    return any(isinstance(s, float) and math.isnan(s) for s in scores)
 
 
 def parse_ties_id(value) -> tuple[str, int]:
@@ -148,13 +158,18 @@ def ties_score(records: Sequence[dict]) -> float:
     for rec in records:
         sample_type, pid = parse_ties_id(rec["id"])
         correct, wrong = list(rec["score_chosen"]), list(rec["score_rejected"])
+        if has_nan(correct + wrong):  # a counted miss, and out of the margin terms (`best_of_n`)
+            stats.setdefault(sample_type, {})[pid] = (False, None, float("nan"))
+            continue
         spread = max(correct) - min(correct) if len(correct) > 1 else None
         gap = min(correct) - max(wrong)
         stats.setdefault(sample_type, {})[pid] = (gap > 0, spread, gap)
     ref, tied = stats["ref"], stats["tied"]
     ref_acc = float(np.mean([s[0] for s in ref.values()])) if ref else 0.0
     tied_acc = float(np.mean([s[0] for s in tied.values()])) if tied else 0.0
-    both = sorted(pid for pid in set(ref) & set(tied) if tied[pid][1] is not None)
+    both = sorted(
+        pid for pid in set(ref) & set(tied) if tied[pid][1] is not None and not math.isnan(ref[pid][2])
+    )
     if both:
         spread = np.array([tied[p][1] for p in both], dtype=float)
         gap_tied = np.array([tied[p][2] for p in both], dtype=float)
@@ -222,6 +237,7 @@ def summarize_v2(records: Sequence[dict]) -> dict:
     missing = [s for s in V2_SUBSETS if s not in present]
     reasons = [f"{len(missing)} of 6 subsets missing: {', '.join(missing)}"] if missing else []
     best_of = [float(r["correct"]) for r in records if r["correct"] is not None]
+    nan_prompts = sum(1 for r in records if has_nan(list(r["score_chosen"]) + list(r["score_rejected"])))
     return {
         # reward-bench v2 has no single accuracy; this is the mean best-of-4 credit outside Ties.
         "accuracy": sum(best_of) / len(best_of) if best_of else None,
@@ -234,4 +250,6 @@ def summarize_v2(records: Sequence[dict]) -> dict:
         "partial_reasons": reasons,
         "subset_counts": dict(sorted(counts.items())),
         "subsets_outside_sections": sorted(s for s in subset_scores if s.lower() not in official),
+        # Prompts with a NaN score: each counted as a miss (best-of-4 credit 0; inaccurate in Ties).
+        "nan_prompts": nan_prompts,
     }

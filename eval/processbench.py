@@ -192,7 +192,7 @@ def score_examples(
         prompts, steps = [e["problem"] for e in part], [e["steps"] for e in part]
         if mode == "direct":
             for e, p in zip(part, scorer.predict_first_error(prompts, steps), strict=True):
-                e["prediction"] = int(p)
+                e["prediction"] = None if p is None else int(p)
         else:
             for e, s in zip(part, scorer.score_steps(prompts, steps, batch_size=batch_size), strict=True):
                 e["step_scores"] = [float(x) for x in s]
@@ -236,6 +236,8 @@ def evaluate(
         for e in examples:
             e["prediction"] = predict_from_scores(e["step_scores"], threshold)
     results = {**info, **summarize(examples)}
+    # Undetermined predictions (an unscored step reached first), each counted as a miss (module docstring).
+    results["undetermined_predictions"] = sum(1 for e in examples if e["prediction"] is None)
     if tune_on:  # label every F1 in- or out-of-sample; the tuning subset's own under others' threshold
         results.update(threshold_provenance(examples, list(results["subsets"]), tune_on))
     if tune_on and len(results["subsets"]) > 1:

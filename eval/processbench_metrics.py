@@ -5,6 +5,11 @@ A PRM's prediction is the first step scored below a threshold t, or -1 when none
   acc_erroneous  exact matches of the earliest-error index, over samples with label != -1
   acc_correct    share of label == -1 samples predicted as -1
   f1             their harmonic mean
+
+An unscored step (NaN: cut by max_length, or a verdict that could not be parsed) reached before any flagged
+step leaves the prediction undetermined: None, a miss for an erroneous and for a correct sample alike, as
+ProcessBench's official evaluation counts a prediction it cannot extract. `unscored="correct"` keeps the old
+reading (an unscored step is never an error), which inflates acc_correct.
 """
 
 from __future__ import annotations
@@ -16,17 +21,25 @@ import numpy as np
 
 from rewardmodels.steps import harmonic_mean
 
+UNSCORED_RULES = ("miss", "correct")
 
-def predict_from_scores(scores: Sequence[float], threshold: float) -> int:
-    """The first step scored below `threshold`, or -1. Unscored steps (NaN) never count as errors."""
+
+def predict_from_scores(scores: Sequence[float], threshold: float, unscored: str = "miss") -> int | None:
+    """The first step scored below `threshold`, or -1. A NaN step reached first gives None with
+    `unscored="miss"` (the official rule), and is skipped as never an error with `unscored="correct"`."""
     for i, s in enumerate(scores):
-        if s is not None and not math.isnan(s) and s < threshold:
+        if s is None or math.isnan(s):
+            if unscored == "miss":
+                return None
+            continue
+        if s < threshold:
             return i
     return -1
 
 
 def subset_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict:
     """acc_erroneous, acc_correct and F1 for one subset (fractions in [0, 1]; None when undefined)."""
+    # A None prediction (undetermined) equals no label: a miss on either side.
     err = [p == y for y, p in zip(labels, predictions, strict=True) if y != -1]
     cor = [p == -1 for y, p in zip(labels, predictions, strict=True) if y == -1]
     acc_err = sum(err) / len(err) if err else None
@@ -47,11 +60,19 @@ def _prefix_minima(scores: Sequence[float]) -> np.ndarray:
     return np.minimum.accumulate(values)
 
 
-def f1_curve(step_scores: Sequence[Sequence[float]], labels: Sequence[int], thresholds: np.ndarray):
+def _first_unscored(scores: Sequence[float]) -> int:
+    return next((i for i, s in enumerate(scores) if s is None or math.isnan(s)), len(scores))
+
+
+def f1_curve(
+    step_scores: Sequence[Sequence[float]], labels: Sequence[int], thresholds: np.ndarray, unscored: str = "miss"
+):
     """acc_erroneous, acc_correct and F1 at every threshold at once.
 
     An erroneous sample (label L) is right exactly when t lies in (m_L, m_{L-1}], with m the prefix minima of
-    its scores (m_{-1} = +inf); a correct sample is right exactly when t <= m_last.
+    its scores (m_{-1} = +inf); a correct sample is right exactly when t <= m_last. With `unscored="miss"`
+    (`predict_from_scores`), a sample whose first unscored step is k is right only if L < k (the scan
+    reaches its error before the gap), and a correct sample with any unscored step is never right.
     """
     thresholds = np.asarray(thresholds, dtype=np.float64)
     err_hits = np.zeros_like(thresholds)
@@ -59,13 +80,14 @@ def f1_curve(step_scores: Sequence[Sequence[float]], labels: Sequence[int], thre
     n_err = n_cor = 0
     for scores, label in zip(step_scores, labels, strict=True):
         m = _prefix_minima(scores)
+        gap = _first_unscored(scores) if unscored == "miss" else len(scores)
         if label == -1:
             n_cor += 1
-            cor_hits += thresholds <= m[-1]
+            cor_hits += (thresholds <= m[-1]) & (gap == len(scores))
         else:
             n_err += 1
             upper = m[label - 1] if label > 0 else np.inf
-            err_hits += (thresholds > m[label]) & (thresholds <= upper)
+            err_hits += (thresholds > m[label]) & (thresholds <= upper) & (label < gap)
     acc_err = err_hits / n_err if n_err else np.full_like(thresholds, np.nan)
     acc_cor = cor_hits / n_cor if n_cor else np.full_like(thresholds, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -86,10 +108,12 @@ def candidate_thresholds(step_scores: Sequence[Sequence[float]]) -> np.ndarray:
     return np.concatenate([values[:1], (values[1:] + values[:-1]) / 2, [top]])
 
 
-def tune_threshold(step_scores: Sequence[Sequence[float]], labels: Sequence[int]) -> tuple[float, float]:
+def tune_threshold(
+    step_scores: Sequence[Sequence[float]], labels: Sequence[int], unscored: str = "miss"
+) -> tuple[float, float]:
     """The threshold with the highest F1 (ties: the one closest to 0.5), and that F1."""
     thresholds = candidate_thresholds(step_scores)
-    _, _, f1 = f1_curve(step_scores, labels, thresholds)
+    _, _, f1 = f1_curve(step_scores, labels, thresholds, unscored)
     best = np.flatnonzero(f1 == f1.max())
     pick = best[np.argmin(np.abs(thresholds[best] - 0.5))]
     return float(thresholds[pick]), float(f1[pick])
@@ -167,7 +191,8 @@ def solution_level_f1(labels: Sequence[int], predictions: Sequence[int]) -> dict
     precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = 2 TP / (2 TP + FP + FN) (None where a
     denominator is 0), accuracy = share of samples whose positive/negative call is right."""
     truth = [y != -1 for y in labels]
-    called = [p != -1 for p in predictions]
+    # An undetermined prediction (None) is a miss either way: the opposite of the truth.
+    called = [not t if p is None else p != -1 for t, p in zip(truth, predictions, strict=True)]
     tp = sum(t and c for t, c in zip(truth, called, strict=True))
     fp = sum(c and not t for t, c in zip(truth, called, strict=True))
     fn = sum(t and not c for t, c in zip(truth, called, strict=True))

@@ -13,7 +13,33 @@ def test_prediction_is_the_first_step_below_the_threshold():
     assert pb.predict_from_scores([0.1, 0.9, 0.9], 0.5) == 0  # early error
     assert pb.predict_from_scores([0.9, 0.8, 0.7, 0.2], 0.5) == 3  # late error
     assert pb.predict_from_scores([0.9, 0.5, 0.2], 0.5) == 2  # a score equal to t is not below it
-    assert pb.predict_from_scores([0.9, float("nan"), 0.2], 0.5) == 2  # unscored steps never flag
+    nan = float("nan")
+    # An unscored step reached first leaves the prediction undetermined (official rule: a miss) ...
+    assert pb.predict_from_scores([0.9, nan, 0.2], 0.5) is None
+    assert pb.predict_from_scores([0.1, nan], 0.5) == 0  # ... but an error found before it stands
+    # the old reading, kept as an option: an unscored step is never an error
+    assert pb.predict_from_scores([0.9, nan, 0.2], 0.5, unscored="correct") == 2
+
+
+def test_a_truncated_row_is_a_miss_on_both_sides():
+    """Two correct and two erroneous samples; one of each truncated (its last step NaN). By hand at t = 0.5:
+    the truncated correct sample is a miss (not "no error found"), so acc_correct = 1/2 rather than 1; the
+    truncated erroneous sample whose error sits before the cut is still right; F1 = 2(1)(0.5)/1.5 = 2/3."""
+    nan = float("nan")
+    scores = [[0.9, 0.8], [0.9, nan], [0.2, 0.9], [0.3, nan]]
+    labels = [-1, -1, 0, 0]
+    predictions = [pb.predict_from_scores(s, 0.5) for s in scores]
+    assert predictions == [-1, None, 0, 0]
+    m = pb.subset_metrics(labels, predictions)
+    assert (m["acc_erroneous"], m["acc_correct"]) == (1.0, 0.5) and m["f1"] == pytest.approx(2 / 3)
+    old = pb.subset_metrics(labels, [pb.predict_from_scores(s, 0.5, unscored="correct") for s in scores])
+    assert old["acc_correct"] == 1.0  # what the old default reported
+    _, acc_cor, f1 = pb.f1_curve(scores, labels, np.array([0.5]))
+    assert acc_cor[0] == 0.5 and f1[0] == pytest.approx(2 / 3)  # the sweep follows the same rule
+    from rewardmodels.eval.processbench_metrics import solution_level_f1
+
+    level = solution_level_f1(labels, predictions)
+    assert level["accuracy"] == 0.75  # the undetermined sample is wrong at solution level too
 
 
 def test_subset_metrics_by_hand():
@@ -43,11 +69,17 @@ SCORES = [
 LABELS = [-1, 1, 0, 1]
 
 
-def test_threshold_sweep_matches_brute_force():
+@pytest.mark.parametrize("unscored", ["miss", "correct"])
+@pytest.mark.parametrize("gaps", [False, True])
+def test_threshold_sweep_matches_brute_force(unscored, gaps):
+    scores = [list(s) for s in SCORES]
+    if gaps:  # unscored steps after, at and before the labelled error
+        scores += [[0.9, 0.3, float("nan")], [0.6, float("nan"), 0.2], [float("nan"), 0.7]]
+    labels = LABELS + ([1, 1, -1] if gaps else [])
     thresholds = np.array([0.0, 0.3, 0.35, 0.5, 0.55, 0.6, 0.62, 0.65, 0.7, 0.75, 0.8, 0.85, 1.0])
-    acc_err, acc_cor, f1 = pb.f1_curve(SCORES, LABELS, thresholds)
+    acc_err, acc_cor, f1 = pb.f1_curve(scores, labels, thresholds, unscored)
     for i, t in enumerate(thresholds):
-        m = pb.subset_metrics(LABELS, [pb.predict_from_scores(s, t) for s in SCORES])
+        m = pb.subset_metrics(labels, [pb.predict_from_scores(s, t, unscored) for s in scores])
         assert acc_err[i] == pytest.approx(m["acc_erroneous"]) and acc_cor[i] == pytest.approx(
             m["acc_correct"]
         )
@@ -163,26 +195,28 @@ def test_files_from_local_data(tmp_path):
     scorer = FixedPRM({"p0": [0.9, 0.2], "p1": [0.8, float("nan")]})
     out = tmp_path / "out"
     results = pb.run(scorer, rows, out, threshold=0.5, extra={"limit": 2})
+    # p1's last step is unscored (NaN): its prediction is undetermined, a miss (the official rule)
     assert results["subsets"]["gsm8k"] == {
         "n": 2,
         "n_erroneous": 1,
         "n_correct": 1,
         "acc_erroneous": 1.0,
-        "acc_correct": 1.0,
-        "f1": 1.0,
+        "acc_correct": 0.0,
+        "f1": 0.0,
     }
+    assert results["undetermined_predictions"] == 1 and results["unscored_steps"] == 1
     lines = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
     assert lines[1] == {
         "id": "gsm8k-1",
         "subset": "gsm8k",
         "label": -1,
-        "prediction": -1,
+        "prediction": None,
         "step_scores": [0.8, None],
-        "correct": True,
+        "correct": False,
     }
     assert json.loads((out / "results.json").read_text())["limit"] == 2
     md = (out / "results.md").read_text()
-    assert "| gsm8k | 2 | 1 | 1 | 100.0 | 100.0 | 100.0 |" in md and "first 2 rows" in md
+    assert "| gsm8k | 2 | 1 | 1 | 100.0 | 0.0 | 0.0 |" in md and "first 2 rows" in md
 
 
 def test_bad_rows_are_named(tmp_path):

@@ -6,7 +6,7 @@
   score_steps          per step, the chain's verdict (1 correct, 0 incorrect, NaN: none) averaged over the
                        chains that gave one; with `step_probabilities`, P(correct) / (P(correct) +
                        P(incorrect)) for the label's first token right after each verdict_open ("\\boxed{")
-  predict_first_error  the first step whose score is below 0.5, or -1
+  predict_first_error  the first step whose score is below 0.5, or -1 (None: an unscored step first)
 
 Capitalisation: chains are trained on the format's answers ("Yes"/"No"), while ThinkPRM's inference reads
 the lowercase choices "yes,no". `decision_choices` says which token probabilities are summed:
@@ -280,12 +280,10 @@ class GenerativeScorer:
 
     def predict_first_error(
         self, prompts: Sequence, steps: Sequence[Sequence[str]], batch_size: int = 16
-    ) -> list[int]:
-        """The first step scored below 0.5 by `score_steps`, or -1 (a step without a verdict is no error)."""
-        return [
-            next((i for i, v in enumerate(s) if v < 0.5), -1)
-            for s in self.score_steps(prompts, steps, batch_size)
-        ]
+    ) -> list[int | None]:
+        """The first step scored below 0.5 by `score_steps`, or -1; None when a step that no chain gave a
+        verdict (NaN) comes first: the prediction is undetermined, a miss by ProcessBench's official rule."""
+        return [_first_below_half(s) for s in self.score_steps(prompts, steps, batch_size)]
 
     def score_solutions(
         self, prompts: Sequence, steps: Sequence[Sequence[str]], batch_size: int = 16
@@ -334,3 +332,12 @@ def _label_probability(logps: list[float] | None) -> float:
     if logps is None:
         return math.nan
     return ratio(math.exp(logps[0]), math.exp(logps[1]))
+
+
+def _first_below_half(scores: Sequence[float]) -> int | None:
+    for i, v in enumerate(scores):
+        if math.isnan(v):
+            return None
+        if v < 0.5:
+            return i
+    return -1

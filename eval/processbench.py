@@ -355,7 +355,7 @@ def run(
             )
         score_examples(scorer, examples, batch_size, chunk, journal=journal)
     results = evaluate(examples, threshold, tune_on, mode)
-    results = {"benchmark": "processbench", **(extra or {}), **results}
+    results = {"benchmark": "processbench", **(extra or {}), **results} | (extra or {})  # extra's fields win
     compute = scorer.compute_report() if isinstance(scorer, ReportsCompute) else None  # this run's examples
     results.update(metrics.solution_level_and_compute(examples, compute))
     unscored = sum(1 for e in examples for s in e.get("step_scores", []) if math.isnan(s))

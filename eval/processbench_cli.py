@@ -14,7 +14,7 @@ from rewardmodels.cli_common import (
     scorer_options,
     setup_logging,
 )
-from rewardmodels.eval import processbench
+from rewardmodels.eval import processbench, processbench_threshold
 
 
 def build_parser() -> ArgumentParser:
@@ -41,12 +41,25 @@ def build_parser() -> ArgumentParser:
         help=f"Load subsets of {processbench.HUB_ID} from the Hub "
         f"(all of {', '.join(processbench.HUB_SUBSETS)} when none are named).",
     )
-    parser.add_argument("--threshold", type=float, default=0.5, help="t: a step scored below t is an error.")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="t: a step scored below t is an error (default: the threshold stored in the scorer's manifest "
+        f"by --store-threshold, else {processbench_threshold.DEFAULT_THRESHOLD}).",
+    )
     parser.add_argument(
         "--tune-threshold-on",
         default=None,
         metavar="SUBSET",
         help="Pick t to maximise this subset's F1 and apply it to all subsets (reported as such).",
+    )
+    parser.add_argument(
+        "--store-threshold",
+        action="store_true",
+        help="With --scorer and --tune-threshold-on: write the tuned t, with the subset and step reading it "
+        "was chosen on, into the scorer's reward_model.json (processbench_threshold), so later runs on other "
+        "subsets use it out of sample.",
     )
     parser.add_argument("--limit", type=int, default=None, help="Score only the first N rows of each subset.")
     parser.add_argument(
@@ -74,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if bool(args.scorer) == bool(args.reuse_scores):
         parser.error("give exactly one of --scorer and --reuse-scores")
+    if args.store_threshold and not (args.scorer and args.tune_threshold_on):
+        parser.error("--store-threshold needs --scorer and --tune-threshold-on")
     options = scorer_options(args.scorer_option)
     hub = list(processbench.HUB_SUBSETS) if args.hub == [] else (args.hub or [])
     examples = processbench.load_examples(args.dataset, hub, args.limit)
@@ -97,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         extra["scores_reused_from"] = str(args.reuse_scores)
     if args.limit:
         extra["limit"] = args.limit
+    stored = processbench_threshold.stored_threshold(args.scorer) if args.scorer else None
+    threshold, source, stored_on = processbench_threshold.resolve_threshold(
+        args.threshold, args.tune_threshold_on, stored, options
+    )
+    if stored_on is not None:  # t from the manifest: say so, and label each subset in- or out-of-sample
+        subsets = list(dict.fromkeys(e["subset"] for e in examples))
+        extra.update(
+            {"threshold_source": source, **processbench_threshold.stored_provenance(stored, subsets)}
+        )
     fingerprint = {
         "scorer": str(Path(args.scorer).resolve()) if args.scorer else None,
         "max_length": args.max_length,
@@ -107,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         scorer,
         examples,
         output_dir,
-        args.threshold,
+        threshold,
         args.tune_threshold_on,
         args.batch_size,
         name,
@@ -121,6 +145,16 @@ def main(argv: list[str] | None = None) -> int:
             f"F1={_pct(m['f1'])} (n={m['n']})"
         )
     print(f"average F1={_pct(results['average']['f1'])}; written to {output_dir}")
+    if stored_on is not None:
+        print(f"threshold {threshold:.6g} from the scorer manifest, tuned on {stored_on}")
+    if args.store_threshold:
+        from rewardmodels.scorers import read_manifest
+
+        record = processbench_threshold.threshold_record(
+            results, read_manifest(args.scorer), options, args.max_length
+        )
+        path = processbench_threshold.store_threshold(args.scorer, record)
+        print(f"stored threshold {record['value']:.6g} (tuned on {record['tuned_on']}) in {path}")
     return 0
 
 

@@ -8,15 +8,25 @@ With per-token rewards w_t = beta * (log pi_theta(y_t|y_<t) - log pi_ref(y_t|y_<
   step rewards   r_k = q_{b_k} - q_{b_{k-1}} = sum of w_t over step k's tokens [b_{k-1}, b_k), b_{-1} = 0
   step values    q at the end of step k = r_1 + ... + r_k
 
-and a response's score is one of (`STEP_AGGREGATIONS`):
+and a response's score is one of (`STEP_AGGREGATIONS`; `DEFAULT_AGGREGATION` is min):
 
-  last  q_T = r_theta(y): every response token, also those after the last step (an EOS)
-  min   min_k r_k: the response is as good as its worst step (the authors' best-of-N choice)
-  sum   sum_k r_k = q at the end of the last step
+  min    min_k r_k: the response is as good as its worst step (the default: the minimum over steps is
+         what the issue reads from the paper for best-of-N; the authors' best-of-N code is not in our
+         stored copy of PRIME-RL/ImplicitPRM, which holds README.md and eval/process_eval.sh only)
+  min_q  min_k q_k: the lowest step value (q at the end of a step), a q-based variant
+  last   q_T = r_theta(y): every response token, also those after the last step (an EOS)
+  sum    sum_k r_k = q at the end of the last step
+
+A positive rescaling of w (another beta at inference) leaves every ranking by these unchanged.
+
+Per step, a ProcessBench reading is one of (`STEP_SCORES`; `DEFAULT_STEP_SCORES` is sigmoid_q):
+sigmoid_q = sigmoid(q_k), a probability-like value thresholded as the authors' ProcessBench script does,
+and reward = r_k.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -24,7 +34,10 @@ import torch
 
 from rewardmodels.logprobs import step_sums
 
-STEP_AGGREGATIONS = ("last", "min", "sum")
+STEP_AGGREGATIONS = ("min", "min_q", "last", "sum")
+DEFAULT_AGGREGATION = "min"
+STEP_SCORES = ("sigmoid_q", "reward")
+DEFAULT_STEP_SCORES = "sigmoid_q"
 
 
 def token_values(token_rewards: torch.Tensor) -> torch.Tensor:
@@ -43,9 +56,9 @@ def step_values(token_rewards: torch.Tensor, boundaries: Sequence[int]) -> torch
 
 
 def aggregate_steps(rewards: Sequence[float], outcome: float, how: str) -> float:
-    """One score from step rewards r_1..r_K (NaN entries, steps that could not be scored, left out) and the
-    outcome reward q_T: `last` -> q_T, `min` -> min_k r_k, `sum` -> sum_k r_k; NaN when no step is scored
-    (min, sum)."""
+    """One score from step rewards r_1..r_K (NaN entries, steps that could not be scored, left out: they add
+    nothing to q) and the outcome reward q_T: `last` -> q_T, `min` -> min_k r_k, `min_q` -> min_k q_k with
+    q_k = r_1 + ... + r_k, `sum` -> sum_k r_k; NaN when no step is scored (all but last)."""
     if how not in STEP_AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {STEP_AGGREGATIONS}, got {how!r}")
     if how == "last":
@@ -53,6 +66,8 @@ def aggregate_steps(rewards: Sequence[float], outcome: float, how: str) -> float
     values = [float(r) for r in rewards if not math.isnan(r)]
     if not values:
         return float("nan")
+    if how == "min_q":
+        return min(itertools.accumulate(values))
     return min(values) if how == "min" else math.fsum(values)
 
 
@@ -76,7 +91,10 @@ def split_points(response: str, split: str) -> list[int]:
 
 
 __all__ = [
+    "DEFAULT_AGGREGATION",
+    "DEFAULT_STEP_SCORES",
     "STEP_AGGREGATIONS",
+    "STEP_SCORES",
     "aggregate_steps",
     "split_points",
     "step_rewards",

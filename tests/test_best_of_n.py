@@ -155,3 +155,27 @@ def test_candidate_builder_caches_samples(tmp_path):
     more = Sampler(gen, cache, SamplingParams())
     bigger = sample_candidates(problems[:1], more, n=5)
     assert bigger[0]["candidates"][:3] == rows[0]["candidates"] and more.generated == 2 and more.hits == 3
+
+
+def test_the_implicit_prm_default_min_aggregation_picks_by_the_worst_step():
+    from rewardmodels.implicit_rewards import DEFAULT_AGGREGATION, aggregate_steps
+
+    # three candidates to 2+3 with their step rewards r_k (q_T = their sum: no token after the last step)
+    problem = {"id": "C", "problem": "What is 2+3?", "answer": "5",
+               "candidates": ["\\boxed{5}", "\\boxed{4}", "\\boxed{6}"]}  # fmt: skip
+    steps = [[0.4, -0.3, 0.2], [1.5, -0.9, 0.1], [-0.5, 0.3, 0.1]]
+
+    def top1(how):
+        scores = [aggregate_steps(r, sum(r), how) for r in steps]
+        return scores, bon.evaluate([dict(problem, scores=scores)])["top1"]
+
+    # min (the default): worst steps -0.3, -0.9, -0.5 -> the first candidate, the correct one
+    assert DEFAULT_AGGREGATION == "min"
+    scores, hit = top1(DEFAULT_AGGREGATION)
+    assert scores == pytest.approx([-0.3, -0.9, -0.5]) and hit == 1.0
+    # last (q_T): 0.3, 0.7, -0.1 -> the second, wrong; min_q (q_k = 0.4, 0.1, 0.3 | 1.5, 0.6, 0.7 | ...): 0.1,
+    # 0.6, -0.5 -> the second, wrong
+    scores, hit = top1("last")
+    assert scores == pytest.approx([0.3, 0.7, -0.1]) and hit == 0.0
+    scores, hit = top1("min_q")
+    assert scores == pytest.approx([0.1, 0.6, -0.5]) and hit == 0.0

@@ -4,6 +4,7 @@ passes."""
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -63,8 +64,25 @@ def test_values_and_aggregations_by_hand():
     assert aggregate_steps([-0.5, 2.25], 1.25, "last") == 1.25
     assert aggregate_steps([math.nan, 2.25], 1.25, "min") == 2.25
     assert math.isnan(aggregate_steps([math.nan], 1.25, "sum"))
+    # min_q: the smallest step value q_k = r_1 + ... + r_k; steps (1, -3, 0.5) give q = (1, -2, -1.5), so -2,
+    # where min r_k is -3; an unscored step adds nothing to q
+    assert aggregate_steps([1.0, -3.0, 0.5], 0.0, "min_q") == -2.0
+    assert aggregate_steps([1.0, math.nan, -3.0, 0.5], 0.0, "min_q") == -2.0
+    assert aggregate_steps([1.0, -3.0, 0.5], 0.0, "min") == -3.0
     with pytest.raises(ValueError, match="aggregation must be one of"):
         aggregate_steps([1.0], 1.0, "prod")
+
+
+def test_defaults_follow_the_reference():
+    from rewardmodels.implicit_prm.config import ImplicitPRMConfig
+    from rewardmodels.implicit_rewards import DEFAULT_AGGREGATION, DEFAULT_STEP_SCORES
+    from rewardmodels.scorers.implicit_prm import ImplicitPRMScorer
+
+    assert (DEFAULT_AGGREGATION, DEFAULT_STEP_SCORES) == ("min", "sigmoid_q")
+    fields = ImplicitPRMConfig.__dataclass_fields__
+    assert fields["aggregation"].default == "min" and fields["step_scores"].default == "sigmoid_q"
+    params = inspect.signature(ImplicitPRMScorer.__init__).parameters
+    assert params["aggregation"].default == "min" and params["step_scores"].default == "sigmoid_q"
 
 
 def test_split_points_keep_the_split_with_the_step_it_ends():
@@ -82,7 +100,7 @@ def test_split_points_keep_the_split_with_the_step_it_ends():
 def test_rewards_values_and_step_rewards_equal_the_formulas_from_both_models_logits(
     tiny_llama, tiny_reference
 ):
-    scorer = make_scorer(tiny_llama, tiny_reference, aggregation="min")
+    scorer = make_scorer(tiny_llama, tiny_reference, aggregation="min", step_scores="reward")
     text = "\n".join(STEPS)
     [encoded] = scorer.encode([PROMPT], [text])
     start = encoded.response_start
@@ -109,6 +127,13 @@ def test_rewards_values_and_step_rewards_equal_the_formulas_from_both_models_log
     assert scorer.score([PROMPT], [text]) == pytest.approx([sum(want_steps)], abs=1e-6)
     scorer.aggregation = "last"
     assert scorer.score([PROMPT], [text]) == pytest.approx([float(want_w.sum())], abs=1e-6)
+    scorer.aggregation = "min_q"
+    q_steps = [sum(want_steps[: k + 1]) for k in range(3)]
+    assert scorer.score([PROMPT], [text]) == pytest.approx([min(q_steps)], abs=1e-6)
+    # the defaults: min over step rewards, sigmoid(q) per step
+    default = make_scorer(tiny_llama, tiny_reference)
+    assert default.score([PROMPT], [text]) == pytest.approx([min(want_steps)], abs=1e-6)
+    assert default.score_steps([PROMPT], [STEPS])[0] == pytest.approx(values, abs=1e-9)
 
 
 def test_groups_tree_equals_sequence_by_sequence(tiny_llama, tiny_reference):

@@ -1,5 +1,6 @@
 """The implicit scorer through the evaluators' command lines (ProcessBench, best-of-N, RewardBench), with no
-kind-specific code in them; `--scorer-option`; ProcessBench's threshold chosen on other subsets."""
+kind-specific code in them; `--scorer-option`; ProcessBench's threshold chosen on other subsets, and stored in
+the scorer's manifest for later runs."""
 
 from __future__ import annotations
 
@@ -82,8 +83,9 @@ def test_processbench_cli_takes_the_implicit_scorer_and_its_options(implicit_sco
         (tmp_path / f"{name}.json").write_text(json.dumps(processbench_rows(4, offset)))
     argv = ["--scorer", str(implicit_scorer), "--dataset", str(tmp_path / "half_a.json"),
             str(tmp_path / "half_b.json"), "--device", "cpu", "--tune-threshold-on", "half_a"]  # fmt: skip
-    assert main([*argv, "--output-dir", str(tmp_path / "rewards")]) == 0
-    assert main([*argv, "--output-dir", str(tmp_path / "q"), "--scorer-option", "step_scores=sigmoid_q"]) == 0
+    reward = ["--scorer-option", "step_scores=reward"]
+    assert main([*argv, "--output-dir", str(tmp_path / "rewards"), *reward]) == 0
+    assert main([*argv, "--output-dir", str(tmp_path / "q")]) == 0  # sigmoid(q_k): the default reading
     rewards = [json.loads(x) for x in (tmp_path / "rewards" / "predictions.jsonl").read_text().splitlines()]
     values = [json.loads(x) for x in (tmp_path / "q" / "predictions.jsonl").read_text().splitlines()]
     assert any(s < 0 for r in rewards for s in r["step_scores"])  # step rewards are signed log-ratios
@@ -98,7 +100,7 @@ def test_processbench_cli_takes_the_implicit_scorer_and_its_options(implicit_sco
     )
     # the options are part of the journal's settings: the same output dir with other options is refused
     with pytest.raises(ValueError, match="overwrite"):
-        main([*argv, "--output-dir", str(tmp_path / "q")])
+        main([*argv, "--output-dir", str(tmp_path / "q"), *reward])
 
 
 def test_best_of_n_and_rewardbench_take_the_implicit_scorer(implicit_scorer, tmp_path):
@@ -132,3 +134,96 @@ def test_best_of_n_and_rewardbench_take_the_implicit_scorer(implicit_scorer, tmp
     scorer = load_scorer(implicit_scorer, device="cpu")  # the manifest's aggregation (min)
     want = scorer.score([pairs[0]["prompt"]] * 2, [pairs[0]["chosen"], pairs[0]["rejected"]])
     assert [scored[0]["score_chosen"], scored[0]["score_rejected"]] == pytest.approx(want, abs=1e-6)
+
+
+def test_a_threshold_tuned_out_of_sample_is_stored_in_the_manifest_and_used_later(
+    implicit_scorer, tmp_path, capsys
+):
+    import shutil
+
+    from rewardmodels.eval.processbench_cli import main
+    from rewardmodels.eval.processbench_metrics import predict_from_scores
+    from rewardmodels.scorers import read_manifest
+
+    scorer = tmp_path / "scorer"  # a copy: the stored threshold must not leak into the shared fixture
+    shutil.copytree(implicit_scorer, scorer)
+    before = read_manifest(scorer)
+    for name, offset in (("half_a", 0), ("half_b", 10)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(processbench_rows(4, offset)))
+    a, b = str(tmp_path / "half_a.json"), str(tmp_path / "half_b.json")
+    common = ["--scorer", str(scorer), "--device", "cpu"]
+    assert main([*common, "--dataset", a, b, "--tune-threshold-on", "half_a", "--store-threshold",
+                 "--output-dir", str(tmp_path / "tune")]) == 0  # fmt: skip
+    tuned = json.loads((tmp_path / "tune" / "results.json").read_text())
+    manifest = read_manifest(scorer)
+    record = manifest.pop("processbench_threshold")
+    assert manifest == before  # nothing else in the manifest changed
+    assert record == {
+        "value": tuned["threshold"], "tuned_on": "half_a", "tuning_f1": tuned["tuning_f1"], "tuning_rows": 4,
+        "step_scores": None, "scorer_options": {}, "max_length": None, "rule": record["rule"],
+    }  # fmt: skip
+    assert "stored threshold" in capsys.readouterr().out
+    # a later run on the other half, with neither --threshold nor --tune-threshold-on, uses it
+    assert main([*common, "--dataset", b, "--output-dir", str(tmp_path / "later")]) == 0
+    later = json.loads((tmp_path / "later" / "results.json").read_text())
+    assert later["threshold"] == record["value"]
+    assert later["threshold_source"] == "scorer manifest (tuned on half_a)"
+    assert later["threshold_from"] == {
+        "half_b": "out-of-sample (threshold from the scorer manifest, tuned on half_a)"
+    }
+    assert later["stored_threshold"] == record
+    assert "(scorer manifest (tuned on half_a))" in (tmp_path / "later" / "results.md").read_text()
+    # the predictions are the first step below the stored t, as in the tuning run's half_b
+    rows = [json.loads(x) for x in (tmp_path / "later" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["prediction"] for r in rows] == [
+        predict_from_scores(r["step_scores"], record["value"]) for r in rows
+    ]
+    assert later["subsets"]["half_b"] == tuned["subsets"]["half_b"]
+    # --threshold still wins; another step reading is refused rather than thresholded at a foreign t
+    assert (
+        main([*common, "--dataset", b, "--threshold", "0.25", "--output-dir", str(tmp_path / "fixed")]) == 0
+    )
+    fixed = json.loads((tmp_path / "fixed" / "results.json").read_text())
+    assert (fixed["threshold"], fixed["threshold_source"]) == (
+        0.25,
+        "fixed",
+    ) and "stored_threshold" not in fixed
+    with pytest.raises(ValueError, match="tuned with scorer options"):
+        main(
+            [
+                *common,
+                "--dataset",
+                b,
+                "--scorer-option",
+                "step_scores=reward",
+                "--output-dir",
+                str(tmp_path / "r"),
+            ]
+        )
+    with pytest.raises(SystemExit):  # storing needs a tuned threshold
+        main([*common, "--dataset", b, "--store-threshold", "--output-dir", str(tmp_path / "s")])
+
+
+def test_threshold_records_by_hand():
+    from rewardmodels.eval import processbench_threshold as pt
+
+    results = {"threshold": 0.4765, "tuned_on": "gsm8k_a", "tuning_f1": 0.278,
+               "subsets": {"gsm8k_a": {"n": 200}, "gsm8k_b": {"n": 200}}}  # fmt: skip
+    options = {"aggregation": "last", "step_scores": "sigmoid_q", "ref_free": True}
+    record = pt.threshold_record(results, {"step_scores": "reward"}, options, 512)
+    assert record["value"] == 0.4765 and record["tuning_rows"] == 200 and record["max_length"] == 512
+    # the option wins over the manifest's reading; aggregation never changes step scores, so it is left out
+    assert record["step_scores"] == "sigmoid_q"
+    assert record["scorer_options"] == {"ref_free": True, "step_scores": "sigmoid_q"}
+    assert pt.resolve_threshold(None, None, record, {"ref_free": True, "step_scores": "sigmoid_q",
+                                                     "aggregation": "min"}) == (
+        0.4765, "scorer manifest (tuned on gsm8k_a)", "gsm8k_a")  # fmt: skip
+    assert pt.resolve_threshold(0.3, None, record, {}) == (0.3, "fixed", None)
+    assert pt.resolve_threshold(None, "gsm8k_b", record, {}) == (0.5, "fixed", None)  # tuned later
+    assert pt.resolve_threshold(None, None, None, {}) == (0.5, "fixed", None)
+    with pytest.raises(ValueError, match="--threshold or --tune-threshold-on"):
+        pt.resolve_threshold(None, None, record, {"step_scores": "sigmoid_q"})
+    labels = pt.stored_provenance(record, ["gsm8k_a", "gsm8k_b"])["threshold_from"]
+    assert labels["gsm8k_a"].startswith("in-sample") and labels["gsm8k_b"].startswith("out-of-sample")
+    with pytest.raises(ValueError, match="only a threshold tuned"):
+        pt.threshold_record({"threshold": 0.5, "subsets": {}}, {}, {}, None)

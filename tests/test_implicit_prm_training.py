@@ -178,9 +178,9 @@ def test_a_training_run_reuses_its_cache_and_export_scores_as_in_training(tiny_l
     from rewardmodels.fingerprints import model_fingerprint
     from rewardmodels.implicit_prm.data import batch_logprob_parts
     from rewardmodels.logprobs import response_logprobs, sum_logprobs
-    from rewardmodels.scorers import load_scorer
+    from rewardmodels.scorers import load_scorer, read_manifest
 
-    trainer = make_trainer(tiny_llama, tmp_path, "--aggregation", "min", "--step_separator", "\\n")
+    trainer = make_trainer(tiny_llama, tmp_path, "--step_separator", "\\n")
     assert all(len(f["reference_logps"]) == 1 for f in trainer.train_dataset)
     trainer.train()
     trainer.save_model(str(tmp_path / "run"))
@@ -193,7 +193,10 @@ def test_a_training_run_reuses_its_cache_and_export_scores_as_in_training(tiny_l
     assert max(abs(v) for v in in_training) > 1e-4  # two steps moved the adapters away from the base
 
     scorer_dir = export_scorer(tmp_path / "run", tmp_path / "scorer")
-    scorer = load_scorer(scorer_dir, device="cpu", aggregation="last")
+    manifest = read_manifest(scorer_dir)  # the config's defaults, written for the scorer
+    assert (manifest["aggregation"], manifest["step_scores"]) == ("min", "sigmoid_q")
+    # step rewards r_k (not the default sigmoid(q)), so that their min is what score() gives under min
+    scorer = load_scorer(scorer_dir, device="cpu", aggregation="last", step_scores="reward")
     assert scorer.kind == "implicit_prm" and scorer.aggregation == "last" and scorer.beta == 0.05
     assert scorer.manifest["reference_fingerprint"] == model_fingerprint(str(tiny_llama))
     rows = [trainer.train_dataset[i] for i in range(4)]

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rewardmodels.implicit_rewards import STEP_AGGREGATIONS
+from rewardmodels.implicit_rewards import (
+    DEFAULT_AGGREGATION,
+    DEFAULT_STEP_SCORES,
+    STEP_AGGREGATIONS,
+    STEP_SCORES,
+)
 from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
 
 OBJECTIVES = ("ce", "dpo")
@@ -58,11 +63,20 @@ class ImplicitPRMConfig(RewardConfigBase):
         },
     )
     aggregation: str = field(
-        default="last",
+        default=DEFAULT_AGGREGATION,
         metadata={
-            "help": f"What the exported scorer's score() returns ({', '.join(STEP_AGGREGATIONS)}): last = q "
-            "at the final token = r(y); min = the smallest step reward (the authors' best-of-N ranking); "
+            "help": f"What the exported scorer's score() returns ({', '.join(STEP_AGGREGATIONS)}): min = the "
+            "smallest step reward (default: the minimum over steps, the reference's best-of-N choice as "
+            "issue 23 reports it); min_q = the smallest step value q_k; last = q at the final token = r(y); "
             "sum = the sum of step rewards. Written to the manifest; a scorer can override it when loaded."
+        },
+    )
+    step_scores: str = field(
+        default=DEFAULT_STEP_SCORES,
+        metadata={
+            "help": f"What the exported scorer's score_steps() returns ({', '.join(STEP_SCORES)}): "
+            "sigmoid_q = sigmoid(q at the end of each step), the value the authors' ProcessBench script "
+            "thresholds (default); reward = the step reward r_k. Written to the manifest."
         },
     )
     step_separator: str = field(
@@ -84,7 +98,12 @@ class ImplicitPRMConfig(RewardConfigBase):
     def __post_init__(self):
         super().__post_init__()
         self.check_choices(
-            {"objective": OBJECTIVES, "packing": IMPLICIT_PACKING_MODES, "aggregation": STEP_AGGREGATIONS}
+            {
+                "objective": OBJECTIVES,
+                "packing": IMPLICIT_PACKING_MODES,
+                "aggregation": STEP_AGGREGATIONS,
+                "step_scores": STEP_SCORES,
+            }
         )
         if self.beta <= 0:
             raise ValueError(f"--beta must be positive, got {self.beta}")

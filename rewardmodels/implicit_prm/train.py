@@ -127,6 +127,7 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: Im
             "ref_free": args.reference_free,
             "reference_kind": reference.kind,
             "aggregation": args.aggregation,
+            "step_scores": args.step_scores,
             "step_separator": args.step_separator,
             "packing": collator.attention,
             "truncated_train_sequences": cut,

@@ -4,12 +4,19 @@ Per response token t, w_t = beta * (log pi_theta(y_t|y_<t) - log pi_ref(y_t|y_<t
 (`losses.implicit_token_rewards`); token values, step rewards and the per-response aggregations are in
 `rewardmodels.implicit_rewards`. This scorer gives:
 
-  score / score_ids / score_groups_ids   one value per response, by the aggregation: last (default) =
-                                          q_T = r_theta(y); min = the smallest step reward; sum
-  score_steps(prompts, steps)             per step, by `step_scores`: reward = r_k (default), or
-                                          sigmoid_q = sigmoid(q at the end of step k), the value ProcessBench
-                                          thresholds in the authors' evaluation
+  score / score_ids / score_groups_ids   one value per response, by the aggregation: min (default) = the
+                                          smallest step reward min_k r_k; min_q = the smallest step value
+                                          min_k q_k; last = q_T = r_theta(y); sum
+  score_steps(prompts, steps)             per step, by `step_scores`: sigmoid_q (default) = sigmoid(q at the
+                                          end of step k), our reading of the authors' ProcessBench script
+                                          (PRIME-RL/ImplicitPRM eval/process_eval.sh thresholds a value at
+                                          0.5005, just above 1/2 as a probability; its processbench.py is not
+                                          in our stored copy); or reward = r_k
   token_rewards_ids(sequences)            w_t for every response token (what PRIME's online update uses)
+
+beta is the manifest's training beta unless `beta=` is given at load: the inference coefficient (that
+script reads EurusPRM with --coef 0.005). Rankings by any aggregation, and a ProcessBench F1 at a threshold
+tuned on the same reading, do not depend on it; a fixed threshold on sigmoid_q does.
 
 Step boundaries: `score_steps` joins the caller's steps with the manifest's `step_separator` and maps each
 step's end to tokens through the offsets of the one rendering that is scored
@@ -34,7 +41,15 @@ import torch
 
 from rewardmodels.errors import InputError
 from rewardmodels.fingerprints import model_directory, model_fingerprint
-from rewardmodels.implicit_rewards import STEP_AGGREGATIONS, aggregate_steps, split_points, step_rewards
+from rewardmodels.implicit_rewards import (
+    DEFAULT_AGGREGATION,
+    DEFAULT_STEP_SCORES,
+    STEP_AGGREGATIONS,
+    STEP_SCORES,
+    aggregate_steps,
+    split_points,
+    step_rewards,
+)
 from rewardmodels.logprobs import LogprobBatch, pad_id_within_vocab, response_logprobs
 from rewardmodels.losses import implicit_token_rewards
 from rewardmodels.response_tokens import EncodedResponse, encode_response, join_steps, keep_last_tokens
@@ -45,8 +60,6 @@ from rewardmodels.scorers.base import (
     load_for_scoring,
     response_values,
 )
-
-STEP_SCORES = ("reward", "sigmoid_q")
 
 
 class ImplicitPRMScorer:
@@ -60,8 +73,8 @@ class ImplicitPRMScorer:
         tokenizer,
         device: torch.device,
         beta: float = 0.05,
-        aggregation: str = "last",
-        step_scores: str = "reward",
+        aggregation: str = DEFAULT_AGGREGATION,
+        step_scores: str = DEFAULT_STEP_SCORES,
         step_separator: str = "\n\n",
         max_length: int = 4096,
         use_chat_template: bool | None = None,
@@ -71,6 +84,8 @@ class ImplicitPRMScorer:
             raise ValueError(f"aggregation must be one of {STEP_AGGREGATIONS}, got {aggregation!r}")
         if step_scores not in STEP_SCORES:
             raise ValueError(f"step_scores must be one of {STEP_SCORES}, got {step_scores!r}")
+        if not float(beta) > 0:  # a non-positive coefficient would reverse or erase every ranking
+            raise ValueError(f"beta must be positive, got {beta!r}")
         self.policy = policy.eval()
         self.reference = reference.eval() if reference is not None else None
         self.tokenizer, self.device, self.beta = tokenizer, device, float(beta)
@@ -99,11 +114,13 @@ class ImplicitPRMScorer:
         step_scores: str | None = None,
         reference: str | None = None,
         ref_free: bool | None = None,
+        beta: float | None = None,
     ) -> ImplicitPRMScorer:
         """An exported implicit PRM: the policy's AutoModelForCausalLM files, and the reference the manifest
         names (or `reference`, overriding it), checked against the manifest's fingerprint. `max_length`,
-        `aggregation` and `step_scores` override the manifest's; `ref_free=True` scores without the
-        reference (beta * sum_t log pi_theta(y_t|y_<t), paper section 5.5.2) whatever the manifest says."""
+        `aggregation`, `step_scores` and `beta` (the inference coefficient) override the manifest's;
+        `ref_free=True` scores without the reference (beta * sum_t log pi_theta(y_t|y_<t), paper section
+        5.5.2) whatever the manifest says."""
         free = manifest.get("ref_free") if ref_free is None else ref_free
         ref_dir = None if free else check_reference(Path(path), manifest, reference)
         options = {"device": device, "dtype": dtype, "attn_implementation": attn_implementation}
@@ -126,9 +143,9 @@ class ImplicitPRMScorer:
             ref_model,
             tokenizer,
             dev,
-            beta=manifest.get("beta", 0.05),
-            aggregation=aggregation or manifest.get("aggregation", "last"),
-            step_scores=step_scores or manifest.get("step_scores", "reward"),
+            beta=manifest.get("beta", 0.05) if beta is None else float(beta),
+            aggregation=aggregation or manifest.get("aggregation", DEFAULT_AGGREGATION),
+            step_scores=step_scores or manifest.get("step_scores", DEFAULT_STEP_SCORES),
             step_separator=manifest.get("step_separator", "\n\n"),
             max_length=max_length or manifest.get("max_length") or 4096,
             use_chat_template=manifest.get("use_chat_template"),
@@ -188,6 +205,7 @@ class ImplicitPRMScorer:
         """Scores for groups of responses to one prompt, each group one shared-prompt tree through the
         segmented sdpa kernel (`rewardmodels.packing`); other kernels get score_ids. Equal to score_ids' up
         to float rounding."""
+
         def values_of(batch, flat):
             rewards = self._token_rewards(batch)
             return [self._score_of(flat[slot], w) for slot, w in zip(batch.slots, rewards, strict=True)]
@@ -200,7 +218,7 @@ class ImplicitPRMScorer:
     def score_steps(
         self, prompts: Sequence, steps: Sequence[Sequence[str]], batch_size: int = 8
     ) -> list[list[float]]:
-        """Per step: r_k (`step_scores` reward) or sigmoid(q at the end of step k) (sigmoid_q); steps that
+        """Per step: sigmoid(q at the end of step k) (`step_scores` sigmoid_q) or r_k (reward); steps that
         do not fit in the first max_length tokens are NaN."""
         if len(prompts) != len(steps):
             raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
@@ -279,4 +297,4 @@ def check_reference(path: Path, manifest: dict, override: str | None = None) -> 
     return found
 
 
-__all__ = ["ImplicitPRMScorer", "STEP_SCORES", "check_reference", "keep_first_tokens"]
+__all__ = ["DEFAULT_STEP_SCORES", "ImplicitPRMScorer", "STEP_SCORES", "check_reference", "keep_first_tokens"]

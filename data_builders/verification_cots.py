@@ -1,34 +1,25 @@
-"""Verification chains for fine-tuning a generative verifier (ThinkPRM's data recipe), from stepwise rows with
-gold step labels (PRM800K, ProcessBench, the synthetic task, any `stepwise` spec).
+"""Verification chains for fine-tuning a generative verifier (ThinkPRM's data recipe, docs/generative.md), from
+stepwise rows with gold step labels (PRM800K, ProcessBench, the synthetic task, any `stepwise` spec).
 
-Teacher mode (what the paper does). Each row's verifier prompt (`rewardmodels.verification`) goes to a
-teacher through `rewardmodels.sampling` (a local model, or an OpenAI-compatible server with --endpoint),
-`--chains` times. Every chain is normalised (`\\boxed{\\text{correct}}` -> `\\boxed{correct}`), parsed, and
-kept only when it passes, in this order (the first failure is the one counted):
+Teacher mode (the paper's; mukhal/ThinkPRM dataset/prm_dataset.py, LongThoughtCritiqueDataset). A row's labels
+are fixed as ThinkPRM fixes them (`verification.fix_step_labels`; --no-fix-labels keeps them), its verifier
+prompt goes to a teacher (`rewardmodels.sampling`: a local model, or a server with --endpoint) `--chains` times,
+and each chain, normalised and parsed, is kept only when it passes, in order (the first failure is counted):
 
-  1 malformed    every step has an extractable verdict, and no verdict names a step the solution lacks
-  2 disagreeing  every verdict matches the gold label up to and including the first wrong step (unknown
-                 labels are not checked), and the teacher's own decision, when it gives one, matches the
-                 gold outcome (solution correct = no wrong step)
+  1 malformed    a verdict for every step up to and including the first wrong one, and for all or none of
+                 the later ones (ThinkPRM keeps chains that stop at the first error); none for a missing step
+  2 disagreeing  every verdict matches the label up to and including the first wrong step (unknown labels
+                 unchecked); --check-decision also drops a chain whose own decision is wrong (not ThinkPRM's)
   3 too_long     at most --max-chain-tokens tokens (ThinkPRM: 4,096), counted with --tokenizer
-  4 balance      the kept set is down-sampled (seeded) so that neither outcome has more than
-                 --balance-ratio times the chains of the other (nothing is dropped when one outcome has
-                 none: the statistics then say `balanced: false`)
+  4 balance      down-sampled (seeded) so neither outcome has more than --balance-ratio times the other's
+                 chains (nothing dropped when one outcome has none: `balanced: false`)
 
-A kept chain is cut after its last step verdict and ends with the decision line of the gold outcome; at most
---max-per-row chains of one row are kept. Teacher samples are cached (the sampling cache: keyed by teacher,
-rendered prompt, settings and sample index, committed --batch-rows rows at a time), so an interrupted run
-resumes there and a rerun samples nothing.
-
-Templated mode (NOT what the paper does; for smoke runs and the synthetic default task): chains are written
-straight from the gold labels (`verification.templated_chain`: a fixed sentence per step, no reasoning), and
-every row says `"source": "templated"`. Rows whose labels are unknown before the first wrong step are skipped.
-
-Yield statistics go to --stats (default: OUTPUT.stats.json): rows, sampled, malformed, disagreeing,
-too_long, kept before balancing, dropped for balance, kept, and the balance of the kept set.
-
-    rewardmodels build verification-cots --rows 'prm800k_stepwise:PRM800K.parquet?sample=8' \\
-        --generator smollm2-135m --chains 4 --max-new-tokens 256 --output chains.jsonl
+A kept chain is cut after its last verdict and closed with the gold decision (`verification.close_chain`), at
+most --max-per-row a row. Teacher samples are cached, so an interrupted run resumes and a rerun samples nothing.
+The format is --format, else ThinkPRM's rule on --tokenizer (`reference_format`), written to OUTPUT.format.json
+for `train generative --verification_format`. Templated mode (NOT the paper's; smoke runs): chains written from
+the fixed gold labels (`verification.templated_chain`), every row `"source": "templated"`. Statistics go to
+--stats (default OUTPUT.stats.json).
 """
 
 from __future__ import annotations
@@ -38,16 +29,19 @@ import logging
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from tqdm.auto import tqdm
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
 from rewardmodels.verification import (
     VerificationFormat,
+    chain_body,
+    close_chain,
     cut_after_last_verdict,
-    decision_line,
     first_wrong_step,
+    fix_step_labels,
+    load_format,
     normalise_chain,
     parse_chain,
     templated_chain,
@@ -66,11 +60,13 @@ TEMPLATED_NOTE = (
 class YieldStats:
     mode: str
     rows: int = 0
+    labels_fixed: int = 0
     sampled: int = 0
     malformed: int = 0
     disagreeing: int = 0
     too_long: int = 0
     over_row_limit: int = 0
+    stopped_at_first_error: int = 0
     skipped_unlabelled_rows: int = 0
     kept_before_balance: int = 0
     dropped_for_balance: int = 0
@@ -87,44 +83,66 @@ class YieldStats:
         return out
 
 
+def well_formed(verdicts: Sequence[bool | None], labels: Sequence) -> bool:
+    """Filter 1's verdict count (ThinkPRM, prm_dataset.py:528: as many verdicts as labels up to the first error,
+    or as steps): a verdict for every step up to and including the first wrong one, and for all or none of
+    the steps after it."""
+    wrong = first_wrong_step(labels)
+    checked = len(labels) if wrong < 0 else wrong + 1
+    after = [v is None for v in verdicts[checked:]]
+    return all(v is not None for v in verdicts[:checked]) and (all(after) or not any(after))
+
+
 def judge_chain(
     fmt: VerificationFormat,
     text: str,
     labels: Sequence,
     count_tokens: Callable[[str], int],
     max_chain_tokens: int,
+    check_decision: bool = False,
 ) -> tuple[str | None, str]:
-    """(the filter a teacher chain fails, or None when it is kept; the chain as it would be written)."""
+    """(the filter a teacher chain fails, or None when it is kept; the chain as it would be written), judged
+    against `labels` as they are (`synthesize` fixes them first)."""
     text = normalise_chain(fmt, text)
     parsed = parse_chain(fmt, text, len(labels))
-    if not parsed.complete or parsed.extra_steps:
+    if not well_formed(parsed.verdicts, labels) or parsed.extra_steps:
         return "malformed", text
     correct = first_wrong_step(labels) < 0
-    if not verdicts_agree(parsed.verdicts, labels) or parsed.decision not in (None, correct):
+    decided = check_decision and parsed.decision not in (None, correct)
+    if not verdicts_agree(parsed.verdicts, labels) or decided:
         return "disagreeing", text
-    body = text if parsed.decision_at is None else text[: parsed.decision_at]
-    chain = cut_after_last_verdict(fmt, body).rstrip() + "\n" + decision_line(fmt, correct)
+    chain = close_chain(fmt, cut_after_last_verdict(fmt, chain_body(fmt, text)[0]), correct)
     if count_tokens(chain) > max_chain_tokens:
         return "too_long", chain
     return None, chain
 
 
 def chain_row(
-    row: dict, index: int, chain: str, fmt: VerificationFormat, source: str, generator: str
+    row: dict, index: int, chain: str, fmt: VerificationFormat, source: str, generator: str, labels=None
 ) -> dict:
-    """A training row: the problem, steps and labels, the chain (the text after the chain opener) and where
-    it came from."""
-    return {
+    """A training row: the problem, steps, the labels the chain was judged against (`labels`, default the
+    row's; the row's own go to `gold_labels` when they differ), the chain (the text after the chain opener)
+    and where it came from."""
+    labels = list(row["labels"] if labels is None else labels)
+    out = {
         "id": str(row.get("id", index)),
         "problem": _problem(row),
         "steps": list(row["completions"]),
-        "labels": list(row["labels"]),
+        "labels": labels,
         "chain": chain,
-        "solution_correct": first_wrong_step(row["labels"]) < 0,
+        "solution_correct": first_wrong_step(labels) < 0,
         "source": source,
         "generator": generator,
         "format": fmt.name,
     }
+    return out if labels == list(row["labels"]) else {**out, "gold_labels": list(row["labels"])}
+
+
+def judged_labels(row: dict, fix_labels: bool, stats: YieldStats) -> list:
+    """The row's labels, fixed as ThinkPRM fixes them when `fix_labels` (counted when that changes them)."""
+    labels = fix_step_labels(row["labels"]) if fix_labels else list(row["labels"])
+    stats.labels_fixed += labels != list(row["labels"])
+    return labels
 
 
 def balance(rows: list[dict], ratio: float | None, seed: int = 0) -> tuple[list[dict], int, dict]:
@@ -154,8 +172,11 @@ def synthesize(
     max_chain_tokens: int = 4096,
     max_per_row: int | None = None,
     batch_rows: int = 8,
+    fix_labels: bool = True,
+    check_decision: bool = False,
 ) -> tuple[list[dict], YieldStats]:
-    """Teacher chains for stepwise rows, filtered by 1-3 (balancing is `balance`)."""
+    """Teacher chains for stepwise rows, their labels fixed (`fix_labels`), filtered by 1-3 (balancing is
+    `balance`)."""
     stats = YieldStats("teacher", rows=len(rows))
     out: list[dict] = []
     for start in tqdm(range(0, len(rows), batch_rows), desc="verification chains", unit="batch"):
@@ -163,31 +184,32 @@ def synthesize(
         prompts = [verifier_prompt(fmt, _problem(r), r["completions"]) for r in part]
         samples = sampler.complete_many([(p, chains) for p in prompts])  # one cached batch per part
         for offset, (row, texts) in enumerate(zip(part, samples, strict=True)):
-            kept_here = 0
+            kept_here, labels = 0, judged_labels(row, fix_labels, stats)
             for text in texts:
                 stats.sampled += 1
-                failed, chain = judge_chain(fmt, text, row["labels"], count_tokens, max_chain_tokens)
+                failed, chain = judge_chain(fmt, text, labels, count_tokens, max_chain_tokens, check_decision)
                 if failed:
                     setattr(stats, failed, getattr(stats, failed) + 1)
                 elif max_per_row is not None and kept_here >= max_per_row:
                     stats.over_row_limit += 1
                 else:
                     kept_here += 1
+                    stats.stopped_at_first_error += None in parse_chain(fmt, chain, len(labels)).verdicts
                     fingerprint = sampler.generator.fingerprint
-                    out.append(chain_row(row, start + offset, chain, fmt, "teacher", fingerprint))
+                    out.append(chain_row(row, start + offset, chain, fmt, "teacher", fingerprint, labels))
     stats.kept_before_balance = len(out)
     return out, stats
 
 
 def templated(
     rows: Sequence[dict], fmt: VerificationFormat, count_tokens: Callable[[str], int] | None = None,
-    max_chain_tokens: int = 4096,
+    max_chain_tokens: int = 4096, fix_labels: bool = True,
 ) -> tuple[list[dict], YieldStats]:  # fmt: skip
-    """Templated chains from gold labels (module docstring: not what the paper does)."""
+    """Templated chains from gold labels, fixed as in teacher mode (module docstring: not the paper's)."""
     stats = YieldStats("templated", rows=len(rows), note=TEMPLATED_NOTE)
     out = []
     for i, row in enumerate(rows):
-        labels = row["labels"]
+        labels = judged_labels(row, fix_labels, stats)
         wrong = first_wrong_step(labels)
         if any(label is None for label in labels[: len(labels) if wrong < 0 else wrong + 1]):
             stats.skipped_unlabelled_rows += 1
@@ -197,7 +219,7 @@ def templated(
         if count_tokens is not None and count_tokens(chain) > max_chain_tokens:
             stats.too_long += 1
             continue
-        out.append(chain_row(row, i, chain, fmt, "templated", "templated"))
+        out.append(chain_row(row, i, chain, fmt, "templated", "templated", labels))
     stats.kept_before_balance = len(out)
     return out, stats
 
@@ -284,7 +306,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, default="teacher",
                         help="teacher: sample and filter (ThinkPRM's recipe); templated: chains written from "
                         "the gold labels, for smoke runs only.")  # fmt: skip
-    parser.add_argument("--format", default=None, help="Verification format template (default: ThinkPRM's).")
+    parser.add_argument("--format", default=None, help="Verification format: a template file or name (default: "
+                        "ThinkPRM's rule on --tokenizer, module docstring).")  # fmt: skip
     parser.add_argument("--chains", type=int, default=4, help="Teacher chains sampled per row (ThinkPRM: 4).")
     parser.add_argument("--max-chain-tokens", type=int, default=4096, help="Filter 3: longest chain kept.")
     parser.add_argument("--max-per-row", type=int, default=None, help="Keep at most this many chains a row.")
@@ -294,51 +317,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--balance-seed", type=int, default=0, help="Seed of the balancing draw.")
     parser.add_argument("--batch-rows", type=int, default=8, help="Rows whose chains are sampled per call.")
     parser.add_argument("--tokenizer", default=None,
-                        help="Tokenizer that counts chain tokens (default: the local teacher's, or "
-                        "smollm2-135m with --endpoint).")  # fmt: skip
+                        help="The trained verifier's tokenizer: counts chain tokens, picks the default format "
+                        "(default: the local teacher's, or smollm2-135m with --endpoint).")  # fmt: skip
+    parser.add_argument("--no-fix-labels", action="store_true", help="Judge against the labels as given.")
+    parser.add_argument("--check-decision", action="store_true",
+                        help="Filter 2 also checks the teacher's decision (not ThinkPRM's rule).")  # fmt: skip
     parser.add_argument("--invalid-rows", choices=["error", "drop"], default="error", help="Bad input rows.")
     add_sampling_arguments(parser, "Tokens per teacher chain.")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the chains the `add_arguments` flags describe, and write rows and statistics."""
+    """Build the chains the `add_arguments` flags describe, and write rows, statistics and the format."""
     setup_logging()
     from rewardmodels.data_builders.sources import load_rows
     from rewardmodels.io import write_json, write_jsonl
     from rewardmodels.modeling import load_tokenizer
-    from rewardmodels.verification import load_format
+    from rewardmodels.sampling import open_sampler
 
-    fmt = load_format(args.format)
     rows, report = load_rows(args.rows, "stepwise", drop_invalid=args.invalid_rows == "drop")
     logger.info("stepwise rows: %s", report)
-    ratio = args.balance_ratio or None
-    if args.mode == "templated":
-        tokenizer = load_tokenizer(args.tokenizer or args.generator, distinct_pad=False)
-        chains, stats = templated(rows, fmt, _counter(tokenizer), args.max_chain_tokens)
-        sampled_note = ""
-    else:
-        from rewardmodels.sampling import open_sampler
-
-        sampler = open_sampler(args)
-        try:
-            tokenizer = getattr(sampler.generator, "tokenizer", None)
-            if tokenizer is None or args.tokenizer:
-                tokenizer = load_tokenizer(args.tokenizer or "smollm2-135m", distinct_pad=False)
-            chains, stats = synthesize(rows, sampler, fmt, args.chains, _counter(tokenizer),
-                                       args.max_chain_tokens, args.max_per_row, args.batch_rows)  # fmt: skip
-        finally:
+    sampler = open_sampler(args) if args.mode == "teacher" else None
+    try:
+        tokenizer = (
+            None if sampler is None or args.tokenizer else getattr(sampler.generator, "tokenizer", None)
+        )
+        if tokenizer is None:
+            default = args.generator if sampler is None else "smollm2-135m"
+            tokenizer = load_tokenizer(args.tokenizer or default, distinct_pad=False)
+        fmt = load_format(args.format) if args.format else reference_format(tokenizer)
+        count, fix = _counter(tokenizer), not args.no_fix_labels
+        if sampler is None:
+            chains, stats = templated(rows, fmt, count, args.max_chain_tokens, fix)
+        else:
+            chains, stats = synthesize(rows, sampler, fmt, args.chains, count, args.max_chain_tokens,
+                                       args.max_per_row, args.batch_rows, fix, args.check_decision)  # fmt: skip
+    finally:
+        if sampler is not None:
             sampler.cache.close()
-        sampled_note = f"; teacher samples: {sampler.generated} generated, {sampler.hits} from the cache"
-    chains = finish(chains, stats, ratio, args.balance_seed)
+    note = "" if sampler is None else f"; teacher: {sampler.generated} generated, {sampler.hits} cached"
+    chains = finish(chains, stats, args.balance_ratio or None, args.balance_seed)
     write_jsonl(args.output, chains)
     stats_path = args.stats or f"{args.output}.stats.json"
     write_json(stats_path, {**stats.as_dict(), "rows_spec": list(args.rows), "format": fmt.name})
+    write_json(f"{args.output}.format.json", fmt.to_dict())
     print(
-        f"verification-cots ({args.mode}): {stats.rows} rows, {stats.sampled} chains, {stats.malformed} "
-        f"malformed, {stats.disagreeing} disagreeing, {stats.too_long} too long, {stats.kept} kept "
-        f"({stats.balance}){sampled_note}; wrote {args.output} and {stats_path}"
+        f"verification-cots ({args.mode}, format {fmt.name}): {stats.rows} rows ({stats.labels_fixed} labels "
+        f"fixed), {stats.sampled} chains, {stats.malformed} malformed, {stats.disagreeing} disagreeing, "
+        f"{stats.too_long} too long, {stats.kept} kept ({stats.balance}){note}; wrote {args.output}, "
+        f"{stats_path} and {args.output}.format.json"
     )
     return 0
+
+
+def reference_format(tokenizer) -> VerificationFormat:
+    """ThinkPRM's choice (prm_dataset.py:481-484: wrap the chain when '<think>' is in the vocabulary) for the
+    verifier's tokenizer: `thinkprm_think`, less its opening tag when the chat template's generation prompt
+    already ends with it; else `thinkprm`."""
+    if "<think>" not in tokenizer.get_vocab():
+        return load_format()
+    fmt, chat = load_format("thinkprm_think"), [{"role": "user", "content": "x"}]
+    opens = getattr(tokenizer, "chat_template", None) and tokenizer.apply_chat_template(
+        chat, tokenize=False, add_generation_prompt=True
+    ).rstrip().endswith(fmt.think_open.strip())
+    return replace(fmt, name="thinkprm_think_close", think_open="") if opens else fmt
 
 
 def _counter(tokenizer) -> Callable[[str], int]:

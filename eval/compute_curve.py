@@ -4,7 +4,7 @@ Each results.json (`eval processbench`, `eval rewardbench`, `eval best-of-n`) of
 compute (`ReportsCompute`, e.g. a generative verifier at different parallel K / sequential rounds / budgets)
 is one point per metric: x = tokens generated per verified solution, y = the metric. Default metrics:
 
-  processbench  average.f1 (first-error F1) and solution_level.average.f1 (ThinkPRM's solution-level F1)
+  processbench  average.f1 (first-error F1) and solution_level.average.f1 (the solution-level F1)
   rewardbench   accuracy
   best_of_n     top1
 

@@ -153,7 +153,7 @@ def _journal_record(example: dict, mode: str) -> dict:
 
 def _restore(example: dict, record: dict, mode: str) -> None:
     if mode == "direct":
-        example["prediction"] = int(record["prediction"])
+        example["prediction"] = None if record["prediction"] is None else int(record["prediction"])
     else:
         example["step_scores"] = [float("nan") if s is None else float(s) for s in record["step_scores"]]
 

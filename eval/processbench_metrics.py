@@ -177,11 +177,12 @@ def summarize(examples: list[dict]) -> dict:
     return {"subsets": subsets, "average": average}
 
 
-# ---- ThinkPRM's solution-level figure, and compute ---------------------------------------------------------
+# ---- the solution-level figure, and compute ---------------------------------------------------------------
 
 SOLUTION_LEVEL = (
-    'binary F1 of "the solution contains a mistake" (ThinkPRM\'s ProcessBench figure), not the '
-    "first-error F1 above: positive = label != -1, predicted positive = prediction != -1"
+    'binary F1 of "the solution contains a mistake" (a solution-level reading; ThinkPRM\'s released code has '
+    "no ProcessBench evaluation to compare with), not the first-error F1 above: positive = label != -1, "
+    "predicted positive = prediction != -1"
 )
 
 

@@ -3,11 +3,15 @@ prompt, how a verification chain is written, and how one is read back. Pure func
 
 A format is a JSON template file; the default, `templates/verification_thinkprm.json`, is ThinkPRM's (the
 user message of mukhal/ThinkPRM `utils/helper.py`, "Step i:" steps, "\\boxed{correct}" verdicts and the
-question "Is the solution correct?"). A user swaps it with another file of the same fields:
+question "Is the solution correct?"); `verification_thinkprm_think.json` is the same with the chain wrapped in
+`<think>` ... `</think>`, as ThinkPRM wraps it for a tokenizer that has a `<think>` token. A user swaps it with
+another file of the same fields (`load_format` takes a path, or a template's name: "thinkprm_think"):
 
   user_message        the user turn, with {problem} and {solution}
   solution_step       one step of the solution, with {i} (1-based) and {step}; solution_join between them
   chain_opener        what the assistant turn starts with, before the chain ("Let's verify step by step:")
+  think_open          text before the chain opener that opens the thinking ("<think>\\n"; default "")
+  think_close         text between the chain and its decision line that closes it ("\\n</think>"; default "")
   chain_step          the heading of step i's critique inside a chain, with {i}
   verdict_sentence    how a step's critique ends, with {verdict} = verdict_open + label + verdict_close
   verdict_labels      {"correct": ..., "incorrect": ...}, the labels inside the verdict
@@ -18,20 +22,28 @@ question "Is the solution correct?"). A user swaps it with another file of the s
 
 Placeholders are replaced literally (`str.replace`), so LaTeX braces need no escaping. A chain is the text
 the verifier writes after the opener. Reading it back (`parse_chain`): the chain is cut at its first decision
-question; each "Step i:" heading opens step i's section, which runs to the next heading; a section's last
-verdict is step i's verdict, and a later section for the same step (a second round re-checking it) replaces an
-earlier one (a later section without a verdict leaves it). Headings of steps the solution does not have are reported, never counted.
+question (or at its think_close tag, whichever comes first: `chain_body`); each "Step i:" heading opens step
+i's section, which runs to the next heading; a section's last verdict is step i's verdict, and a later section
+for the same step (a second round re-checking it) replaces an earlier one (a later section without a verdict
+leaves it). Headings of steps the solution does not have are reported, never counted.
+
+ProcessBench's critic prompt (`critic_prompt`, `vote_critic_index`) asks for the earliest wrong paragraph's index
+in \\boxed{} (QwenLM/ProcessBench code/templates/critique_template.txt, verbatim in templates/), read back as
+the official code does: int(the last \\boxed{...}), None when there is none or it is not an integer.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-DEFAULT_FORMAT_PATH = Path(__file__).parent / "templates" / "verification_thinkprm.json"
+TEMPLATES = Path(__file__).parent / "templates"
+DEFAULT_FORMAT_PATH = TEMPLATES / "verification_thinkprm.json"
+CRITIC_TEMPLATE_PATH = TEMPLATES / "processbench_critic.txt"
 _PLACEHOLDERS = {
     "user_message": ("{problem}", "{solution}"),
     "solution_step": ("{i}", "{step}"),
@@ -55,6 +67,8 @@ class VerificationFormat:
     decision_question: str
     decision_answers: dict[str, str]
     trigger_phrases: tuple[str, ...] = ()
+    think_open: str = ""
+    think_close: str = ""
     templated_critique: str = "This step follows from the problem and the steps before it."
     templated_error: str = "This step contains a mistake."
     templated_after_error: str = "This step follows an incorrect step."
@@ -96,8 +110,12 @@ def _has_no_default(cls, name: str) -> bool:
 
 
 def load_format(path: str | Path | None = None) -> VerificationFormat:
-    """The format in a template file (JSON); ThinkPRM's when `path` is None."""
+    """The format in a template file (JSON); ThinkPRM's when `path` is None. A bare name that is no file
+    ("thinkprm_think") names the template `templates/verification_<name>.json`."""
     path = Path(path) if path else DEFAULT_FORMAT_PATH
+    named = TEMPLATES / f"verification_{path.name}.json"
+    if not path.exists() and path.name == str(path) and path.suffix == "" and named.is_file():
+        path = named
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -130,11 +148,12 @@ def render_user_message(fmt: VerificationFormat, problem: str, steps: Sequence[s
 def verifier_prompt(
     fmt: VerificationFormat, problem: str, steps: Sequence[str], continuation: str = ""
 ) -> list[dict[str, str]]:
-    """The chat the verifier continues: the user message, then the assistant turn opened with chain_opener
-    (and `continuation`, the chain so far), which generation continues rather than answering anew."""
+    """The chat the verifier continues: the user message, then the assistant turn opened with think_open +
+    chain_opener (and `continuation`, the chain so far), which generation continues rather than answering
+    anew."""
     return [
         {"role": "user", "content": render_user_message(fmt, problem, steps)},
-        {"role": "assistant", "content": fmt.chain_opener + continuation},
+        {"role": "assistant", "content": fmt.think_open + fmt.chain_opener + continuation},
     ]
 
 
@@ -149,6 +168,12 @@ def decision_line(fmt: VerificationFormat, correct: bool) -> str:
     return f"{fmt.decision_question} {fmt.decision_answers['yes' if correct else 'no']}"
 
 
+def close_chain(fmt: VerificationFormat, body: str, correct: bool) -> str:
+    """A chain's end: body.rstrip() + think_close + "\\n" + the decision line (ThinkPRM, prm_dataset.py:568-571:
+    "<think>\\n" + chain + "\\n</think>" + "\\nIs the solution correct? Yes")."""
+    return body.rstrip() + fmt.think_close + "\n" + decision_line(fmt, correct)
+
+
 def label_is_correct(label) -> bool:
     """A known gold step label read as correct: True, or a number of at least 0.5 (a soft MC label)."""
     return label is True or (label is not False and float(label) >= 0.5)
@@ -156,7 +181,19 @@ def label_is_correct(label) -> bool:
 
 def first_wrong_step(labels: Sequence) -> int:
     """The index of the first step labelled wrong (False, or a number below 0.5), or -1; None is unknown."""
-    return next((i for i, label in enumerate(labels) if label is not None and not label_is_correct(label)), -1)
+    return next(
+        (i for i, label in enumerate(labels) if label is not None and not label_is_correct(label)), -1
+    )
+
+
+def fix_step_labels(labels: Sequence) -> list:
+    """ThinkPRM's label fix (mukhal/ThinkPRM dataset/prm_dataset.py:198-212): every label before the last step
+    labelled correct becomes True, so a step that later steps recover from counts as correct, and the first
+    error is the first wrong step after the last correct one. [T, F, T, F] -> [T, T, T, F]; labels from the
+    last correct one on are kept (None stays unknown)."""
+    known = [i for i, label in enumerate(labels) if label is not None and label_is_correct(label)]
+    last = known[-1] if known else -1
+    return [True if i < last else label for i, label in enumerate(labels)]
 
 
 def templated_chain(fmt: VerificationFormat, labels: Sequence) -> str:
@@ -177,8 +214,7 @@ def templated_chain(fmt: VerificationFormat, labels: Sequence) -> str:
         else:
             critique, correct = fmt.templated_after_error, False
         lines.append(f"{fmt.chain_step.replace('{i}', str(i + 1))}{critique} {verdict_text(fmt, correct)}")
-    lines.append(decision_line(fmt, wrong < 0))
-    return "\n" + "\n".join(lines)
+    return close_chain(fmt, "\n" + "\n".join(lines), wrong < 0)
 
 
 # ---- reading a chain back ----------------------------------------------------------------------------------
@@ -212,7 +248,9 @@ def _heading_pattern(fmt: VerificationFormat) -> re.Pattern:
 def _verdict_pattern(fmt: VerificationFormat) -> re.Pattern:
     labels = sorted(fmt.verdict_labels.values(), key=len, reverse=True)  # longest first: no prefix matches
     alternatives = "|".join(re.escape(label) for label in labels)
-    return re.compile(re.escape(fmt.verdict_open) + r"\s*(" + alternatives + r")\s*" + re.escape(fmt.verdict_close))
+    return re.compile(
+        re.escape(fmt.verdict_open) + r"\s*(" + alternatives + r")\s*" + re.escape(fmt.verdict_close)
+    )
 
 
 def normalise_chain(fmt: VerificationFormat, text: str) -> str:
@@ -240,10 +278,18 @@ def _decision(fmt: VerificationFormat, text: str) -> tuple[bool | None, int | No
     return None, at
 
 
+def chain_body(fmt: VerificationFormat, text: str) -> tuple[str, bool]:
+    """(the text before the chain's end, whether it ended): the end is its first decision question or, in a
+    format with a think_close, the first closing tag (think_close stripped), whichever comes first."""
+    tag = fmt.think_close.strip()
+    ends = [i for i in (text.find(fmt.decision_question), text.find(tag) if tag else -1) if i >= 0]
+    return (text[: min(ends)], True) if ends else (text, False)
+
+
 def parse_chain(fmt: VerificationFormat, text: str, n_steps: int) -> ParsedChain:
     """The verdicts of a chain for a solution of `n_steps` steps (rules in the module docstring)."""
     decision, decision_at = _decision(fmt, text)
-    body = text if decision_at is None else text[:decision_at]
+    body, _ = chain_body(fmt, text)
     verdicts: list[bool | None] = [None] * n_steps
     verdict_at: list[int | None] = [None] * n_steps
     extra: list[int] = []
@@ -290,13 +336,50 @@ def verdicts_agree(verdicts: Sequence[bool | None], labels: Sequence) -> bool:
     return True
 
 
+# ---- ProcessBench's critic prompt ---------------------------------------------------------------------------
+
+
+def critic_prompt(problem: str, steps: Sequence[str]) -> list[dict[str, str]]:
+    """ProcessBench's official critic chat (QwenLM/ProcessBench code/run_eval.py `prepare_input_boxed`): each
+    step as "<paragraph_k>\\n{step}\\n</paragraph_k>\\n\\n" (k from 0), joined and stripped, put into the template
+    with str.format as the official code does; one user message, answered after the generation prompt."""
+    tagged = "".join(f"<paragraph_{k}>\n{step}\n</paragraph_{k}>\n\n" for k, step in enumerate(steps)).strip()
+    template = CRITIC_TEMPLATE_PATH.read_text(encoding="utf-8").strip()
+    return [{"role": "user", "content": template.format(problem=problem, tagged_response=tagged)}]
+
+
+def critic_answer(text: str) -> str | None:
+    """The official `extract_answer`: the last \\boxed{...} (no nested braces), stripped; None without one."""
+    matches = re.findall(r"\\boxed\{([^}]*)\}", text)
+    return matches[-1].strip() if matches else None
+
+
+def vote_critic_index(texts: Sequence[str]) -> int | None:
+    """The earliest-error index that critiques give (one: the official reading; several: its --use_voting): the
+    most common extracted answer among those with one (ties: the first seen), as int(); None when no critique
+    has an answer or the chosen one is not an integer. -1 means no error found."""
+    answers = [a for a in (critic_answer(t) for t in texts) if a is not None]
+    if not answers:
+        return None
+    try:
+        return int(Counter(answers).most_common(1)[0][0])
+    except ValueError:
+        return None
+
+
 __all__ = [
+    "CRITIC_TEMPLATE_PATH",
     "DEFAULT_FORMAT_PATH",
     "ParsedChain",
     "VerificationFormat",
+    "chain_body",
+    "close_chain",
+    "critic_answer",
+    "critic_prompt",
     "cut_after_last_verdict",
     "decision_line",
     "first_wrong_step",
+    "fix_step_labels",
     "label_is_correct",
     "load_format",
     "normalise_chain",
@@ -307,4 +390,5 @@ __all__ = [
     "verdict_text",
     "verdicts_agree",
     "verifier_prompt",
+    "vote_critic_index",
 ]

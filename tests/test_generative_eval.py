@@ -1,5 +1,5 @@
 """The generative scorer through the evaluators' capability protocols (ProcessBench, RewardBench, best-of-N,
-no kind-specific code in them), ThinkPRM's solution-level F1 by hand, and the compute report next to
+no kind-specific code in them), the solution-level F1 by hand, and the compute report next to
 accuracy."""
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def test_the_compute_curve_plots_each_run_at_its_compute(tiny_tokenizer, tmp_pat
     assert points[2]["tokens_per_solution"] == pytest.approx(2 * points[0]["tokens_per_solution"])
     assert main([*files, "--output-dir", str(tmp_path / "curve")]) == 0
     assert (tmp_path / "curve" / "compute_curve.png").stat().st_size > 1000
-    assert "| K=2 R=1 B=512 | solution-level F1 |" in (tmp_path / "curve" / "compute_curve.md").read_text()
+    assert "| K=2 R=1 B=8192 | solution-level F1 |" in (tmp_path / "curve" / "compute_curve.md").read_text()
     bare = tmp_path / "bare.json"
     bare.write_text('{"benchmark": "processbench", "average": {"f1": 0.5}}')
     with pytest.raises(InputError, match="no compute recorded"):

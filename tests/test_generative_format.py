@@ -8,9 +8,12 @@ import pytest
 
 from rewardmodels.verification import (
     VerificationFormat,
+    chain_body,
+    close_chain,
     cut_after_last_verdict,
     decision_line,
     first_wrong_step,
+    fix_step_labels,
     load_format,
     normalise_chain,
     parse_chain,
@@ -104,8 +107,7 @@ def test_a_later_section_for_the_same_step_replaces_the_earlier_verdict():
 
 def test_verdicts_after_the_decision_question_are_ignored():
     chain = (
-        "Step 1: ok. The step is \\boxed{correct}\nIs the solution correct? Yes\n"
-        "Step 1: \\boxed{incorrect}"
+        "Step 1: ok. The step is \\boxed{correct}\nIs the solution correct? Yes\nStep 1: \\boxed{incorrect}"
     )
     assert parse_chain(FMT, chain, 1).verdicts == [True]
     assert cut_after_last_verdict(FMT, chain) == (
@@ -167,3 +169,72 @@ def test_bad_templates_name_the_field(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_format(bad)
+
+
+# ---- ThinkPRM's label fix and <think> wrapping (issue 23) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "labels, fixed",
+    [
+        # mukhal/ThinkPRM prm_dataset.py:198-212 on '+'/'-': every label before the last '+' becomes '+'
+        ([True, False, True, False], [True, True, True, False]),
+        ([False, False], [False, False]),  # no '+': unchanged
+        ([True, True, False], [True, True, False]),
+        ([False, True, None], [True, True, None]),  # from the last correct step on: as given
+        (
+            [True, None, True],
+            [True, True, True],
+        ),  # the reference reads an unlabelled step as '-', then fixes it
+        ([0.2, 0.9, 0.1], [True, 0.9, 0.1]),  # soft labels: correct is >= 0.5
+        ([], []),
+    ],
+)
+def test_fix_step_labels_by_hand(labels, fixed):
+    assert fix_step_labels(labels) == fixed
+
+
+THINK = load_format("thinkprm_think")
+
+
+def test_the_think_template_wraps_the_chain_as_thinkprm_trains_it():
+    assert THINK.name == "thinkprm_think" and (THINK.think_open, THINK.think_close) == (
+        "<think>\n",
+        "\n</think>",
+    )
+    assert {k: v for k, v in THINK.to_dict().items() if not k.startswith(("think", "name", "desc"))} == {
+        k: v for k, v in FMT.to_dict().items() if not k.startswith(("think", "name", "desc"))
+    }
+    assert (FMT.think_open, FMT.think_close) == ("", "")  # the default format does not wrap
+    opener = verifier_prompt(THINK, "What is x?", ["x = 2"])[1]["content"]
+    chain = templated_chain(THINK, [True, False])
+    generation = (
+        "Step 1: This step follows from the problem and the steps before it. The step is \\boxed{correct}\n"
+        "Step 2: This step contains a mistake. The step is \\boxed{incorrect}"
+    )
+    # prm_dataset.py:568-571 and helper.py:58-59: "<think>\nLet's verify step by step:\n" + generation +
+    # "\n</think>" + "\nIs the solution correct? No"
+    assert opener + chain == (
+        "<think>\nLet's verify step by step:\n" + generation + "\n</think>\nIs the solution correct? No"
+    )
+    parsed = parse_chain(THINK, chain, 2)
+    assert parsed.verdicts == [True, False] and parsed.decision is False
+    assert close_chain(FMT, "\nbody  ", True) == "\nbody\nIs the solution correct? Yes"
+
+
+def test_a_chain_ends_at_its_decision_question_or_its_closing_think_tag():
+    assert chain_body(THINK, "a</think>b Is the solution correct? Yes") == ("a", True)
+    assert chain_body(THINK, "a Is the solution correct? b</think>") == ("a ", True)
+    assert chain_body(THINK, "a b") == ("a b", False)
+    assert chain_body(FMT, "a</think>b") == ("a</think>b", False)  # no think_close: the tag is text
+    late = "\nStep 1: ok. The step is \\boxed{correct}\n</think>\nStep 2: no. The step is \\boxed{incorrect}"
+    assert parse_chain(THINK, late, 2).verdicts == [True, None]  # nothing after the thinking counts
+
+
+def test_load_format_takes_a_template_name_or_a_path(tmp_path, monkeypatch):
+    assert load_format("thinkprm") == FMT and load_format("thinkprm_think") == THINK
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "thinkprm_think").write_text(json.dumps({**FMT.to_dict(), "name": "local"}))
+    assert load_format("thinkprm_think").name == "local"  # an existing file wins over a template name
+    with pytest.raises(FileNotFoundError):
+        load_format("no_such_template")

@@ -328,3 +328,27 @@ def test_every_bad_row_is_reported_with_its_field(tmp_path):
         (3, "label", "wrong type"),
     ]
     assert "line 2, field 'problem': wrong type" in str(err.value)
+
+
+class UndecidedPredictor:
+    """A direct predictor whose output for one-step solutions cannot be read (a critic with no \\boxed{})."""
+
+    calls = 0
+
+    def predict_first_error(self, prompts, steps):
+        UndecidedPredictor.calls += 1
+        return [None if len(s) == 1 else 0 for s in steps]
+
+
+def test_an_undetermined_direct_prediction_is_a_miss_and_survives_resume(tmp_path):
+    rows = [
+        {"id": "a", "subset": "s", "problem": "p1", "steps": ["1", "2"], "label": 0},
+        {"id": "b", "subset": "s", "problem": "p2", "steps": ["1"], "label": -1},
+    ]
+    first = pb.run(UndecidedPredictor(), [dict(r) for r in rows], tmp_path)
+    # a: predicted 0 = label 0 (hit); b: None, a miss although "no error" was the truth
+    assert first["subsets"]["s"]["acc_erroneous"] == 1.0 and first["subsets"]["s"]["acc_correct"] == 0.0
+    assert first["undetermined_predictions"] == 1
+    UndecidedPredictor.calls = 0
+    again = pb.run(UndecidedPredictor(), [dict(r) for r in rows], tmp_path)  # read back from the journal
+    assert UndecidedPredictor.calls == 0 and again == first

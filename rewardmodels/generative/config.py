@@ -30,13 +30,22 @@ class GenerativeConfig(RewardConfigBase):
             "loss."
         },
     )
+    # The scorer's decoding defaults are ThinkPRM's inference settings (mukhal/ThinkPRM search-and-learn/src/
+    # sal/config.py:52, 64: prm_temperature 0.0, max_verification_length 8192). On CPU a smoke run overrides
+    # them in its recipe (recipes/generative/*.yaml: sampling at 0.6, 160-1,024 tokens).
     verifier_max_new_tokens: int = field(
-        default=1024,
-        metadata={"help": "The exported scorer's default token budget per chain round."},
+        default=8192,
+        metadata={
+            "help": "The exported scorer's default token budget per chain round (ThinkPRM: 8,192; the CPU "
+            "smoke recipes set 160-1,024)."
+        },
     )
     verifier_temperature: float = field(
-        default=0.6,
-        metadata={"help": "The exported scorer's default sampling temperature for chains (0 = greedy)."},
+        default=0.0,
+        metadata={
+            "help": "The exported scorer's default sampling temperature for chains (0 = greedy, ThinkPRM's "
+            "inference; the CPU smoke recipes sample at 0.6)."
+        },
     )
     decision_choices: str = field(
         default="both",

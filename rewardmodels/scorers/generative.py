@@ -8,6 +8,13 @@
                        P(incorrect)) for the label's first token right after each verdict_open ("\\boxed{")
   predict_first_error  the first step whose score is below 0.5, or -1 (None: an unscored step first)
 
+Prompts (`prompt`): `verification` (default), the trained format above; `processbench_critic`, ProcessBench's
+official critic prompt for any instruction-tuned LLM (`model`: weights and tokenizer, default the directory),
+scored as in the paper: `predict_first_error` is the index in the critique's last \\boxed{}, K > 1 critiques
+voted (`verification.vote_critic_index`), None (a miss) when there is none; `score_steps` and `score` follow
+from it (`verifier_chains.critic_step_scores`; the share of critiques saying -1). docs/generative.md has the
+manifest for any model and the official decoding (the defaults: greedy, 8,192 tokens).
+
 Capitalisation: chains are trained on the format's answers ("Yes"/"No"), while ThinkPRM's inference reads
 the lowercase choices "yes,no". `decision_choices` says which token probabilities are summed:
 
@@ -35,11 +42,20 @@ from pathlib import Path
 
 from rewardmodels.sampling import SampleCache, Sampler, SamplingParams, render_prompt, top_logprobs
 from rewardmodels.scorers.next_token import distinguishing_tokens, next_token_logprobs
-from rewardmodels.scorers.verifier_chains import Chain, ChainCounts, ScalingSettings, generate_chains
+from rewardmodels.scorers.verifier_chains import (
+    Chain,
+    ChainCounts,
+    ScalingSettings,
+    critic_step_scores,
+    generate_chains,
+    generate_critiques,
+)
 from rewardmodels.steps import aggregate, split_response
-from rewardmodels.verification import VerificationFormat, parse_chain, verifier_prompt
+from rewardmodels.verification import VerificationFormat, load_format, parse_chain, verifier_prompt
+from rewardmodels.verification import vote_critic_index as vote
 
 DECISION_CHOICES = ("both", "trained", "lowercase")
+PROMPTS = ("verification", "processbench_critic")
 SCALING_OPTIONS = ("parallel", "rounds", "max_new_tokens", "temperature", "top_p", "seed")
 
 
@@ -86,12 +102,18 @@ class GenerativeScorer:
         response_step_split: str = "\n\n",
         top_k_logprobs: int = 20,
         sample_cache: str | None = None,
+        prompt: str = "verification",
     ):
         settings.check(fmt)
         self.generator, self.tokenizer, self.fmt, self.settings = generator, tokenizer, fmt, settings
         self.manifest, self.device, self.max_length = manifest, device, int(max_length)
         # A remote generator answers `complete` with log-probs; a local one hands its model to the forward.
         self.local = not hasattr(generator, "complete")
+        if prompt not in PROMPTS:
+            raise ValueError(f"prompt must be one of {', '.join(PROMPTS)}, got {prompt!r}")
+        self.critic = prompt == "processbench_critic"
+        if self.critic and (step_probabilities or settings.rounds > 1):
+            raise ValueError("prompt=processbench_critic has one round and no verdict tokens to read")
         if step_probabilities and not self.local:
             raise ValueError("step_probabilities reads the label's token probability with the local model")
         self.decision_choices, self.step_probabilities = decision_choices, bool(step_probabilities)
@@ -99,7 +121,7 @@ class GenerativeScorer:
         self.top_k_logprobs = top_k_logprobs
         self.yes, self.no = answer_variants(fmt, decision_choices)
         self.answer_start = ""  # the text every answer's first distinct token follows (local only)
-        if self.local:
+        if self.local and not self.critic:  # a critic's verdict is text, not a token probability
             # The decision is read after the question and whatever whole tokens all answers start with.
             answers = [" " + a for a in self.yes + self.no]
             self.answer_start, ids = distinguishing_tokens(tokenizer, fmt.decision_question, answers)
@@ -115,6 +137,7 @@ class GenerativeScorer:
         self.counts = ChainCounts()
         self.truncated_forwards = 0  # verdict reads that kept only the last max_length tokens
         self.missing_decisions = 0  # endpoint reads where neither answer was among the top log-probs
+        self.unextractable = 0  # critiques without an integer in their last \\boxed{}
 
     @classmethod
     def from_directory(
@@ -134,19 +157,26 @@ class GenerativeScorer:
     ) -> GenerativeScorer:
         """An exported verifier directory. Options: the scaling settings (parallel, rounds, max_new_tokens,
         temperature, top_p, seed), decision_choices, step_probabilities, response_step_split,
-        top_k_logprobs and sample_cache (a SQLite file; in memory by default); defaults come from the
-        manifest's `verifier` block. `endpoint` (+ `endpoint_model`) generates on an OpenAI-compatible
-        server instead of loading the model."""
+        top_k_logprobs, sample_cache (a SQLite file; in memory by default), prompt and model (module
+        docstring); defaults come from the manifest's `verifier` block (`model` from the manifest's top
+        level). `endpoint` (+ `endpoint_model`) generates on an OpenAI-compatible server instead of loading
+        the model."""
         from rewardmodels.sampling import generator_fingerprint
 
         known = (*SCALING_OPTIONS, "decision_choices", "step_probabilities", "response_step_split",
-                 "top_k_logprobs", "sample_cache")  # fmt: skip
+                 "top_k_logprobs", "sample_cache", "prompt", "model")  # fmt: skip
         unknown = sorted(set(options) - set(known))
         if unknown:
             raise ValueError(f"unknown generative scorer option(s) {unknown}; known: {', '.join(known)}")
         defaults = {**manifest.get("verifier", {}), **{k: v for k, v in options.items() if v is not None}}
         settings = ScalingSettings(**{k: defaults[k] for k in SCALING_OPTIONS if k in defaults})
-        fmt = VerificationFormat.from_dict(manifest["verification_format"], f"{path}: verification_format")
+        source = str(defaults.pop("model", None) or manifest.get("model") or path)
+        if "verification_format" not in manifest and defaults.get("prompt") != "processbench_critic":
+            raise ValueError(f"{path}: no verification_format (only prompt=processbench_critic needs none)")
+        stored = manifest.get("verification_format")  # the critic prompt never reads the format
+        fmt = (
+            VerificationFormat.from_dict(stored, f"{path}: verification_format") if stored else load_format()
+        )
         if endpoint:
             from rewardmodels.modeling import load_tokenizer
             from rewardmodels.sampling import EndpointGenerator, api_key_from_env
@@ -155,7 +185,7 @@ class GenerativeScorer:
                 raise ValueError(
                     "endpoint needs endpoint_model: the name the server serves the verifier under"
                 )
-            tokenizer = load_tokenizer(str(path), distinct_pad=False)
+            tokenizer = load_tokenizer(source, distinct_pad=False)
             generator = EndpointGenerator(endpoint, endpoint_model, api_key=api_key_from_env(api_key_env))
             dev = "remote"
         else:
@@ -163,9 +193,9 @@ class GenerativeScorer:
             from rewardmodels.scorers.base import load_for_scoring
 
             model, tokenizer, dev = load_for_scoring(
-                path, "causal_lm", device=device, dtype=dtype, attn_implementation=attn_implementation
+                source, "causal_lm", device=device, dtype=dtype, attn_implementation=attn_implementation
             )
-            fingerprint = generator_fingerprint(str(path), str(path))
+            fingerprint = generator_fingerprint(source, source)
             generator = HFGenerator(model, tokenizer, fingerprint, batch_size=generation_batch_size)
         rest = {k: defaults[k] for k in known if k in defaults and k not in SCALING_OPTIONS}
         return cls(
@@ -186,7 +216,9 @@ class GenerativeScorer:
         if len(prompts) != len(steps):
             raise ValueError(f"{len(prompts)} prompts but {len(steps)} step lists")
         problems = [problem_text(p) for p in prompts]
-        out = generate_chains(self.sampler, self.fmt, problems, steps, self.settings, self._count_tokens)
+        k, count = self.settings.parallel, self._count_tokens
+        out = (generate_critiques(self.sampler, problems, steps, k, count) if self.critic
+               else generate_chains(self.sampler, self.fmt, problems, steps, self.settings, count))  # fmt: skip
         for chains in out:
             self.counts.add(chains)
         return out
@@ -272,6 +304,9 @@ class GenerativeScorer:
         self, prompts: Sequence, steps: Sequence[Sequence[str]], batch_size: int = 16
     ) -> list[list[float]]:
         """Per step, the K chains' verdicts (or their probabilities) averaged; NaN where none gave one."""
+        if self.critic:
+            indices = self.critic_indices(prompts, steps)
+            return [critic_step_scores(i, len(s)) for i, s in zip(indices, steps, strict=True)]
         chains = self.chains(prompts, steps)
         scored = self._scored_prompts(prompts, steps, chains) if self.step_probabilities else []
         per_chain = self._step_values(steps, chains, scored, batch_size)
@@ -282,13 +317,26 @@ class GenerativeScorer:
         self, prompts: Sequence, steps: Sequence[Sequence[str]], batch_size: int = 16
     ) -> list[int | None]:
         """The first step scored below 0.5 by `score_steps`, or -1; None when a step that no chain gave a
-        verdict (NaN) comes first: the prediction is undetermined, a miss by ProcessBench's official rule."""
+        verdict (NaN) comes first: the prediction is undetermined, a miss by ProcessBench's official rule.
+        The critic prompt: the voted index itself, as the official evaluation reads it."""
+        if self.critic:
+            return self.critic_indices(prompts, steps)
         return [_first_below_half(s) for s in self.score_steps(prompts, steps, batch_size)]
+
+    def critic_indices(self, prompts: Sequence, steps: Sequence[Sequence[str]]) -> list[int | None]:
+        """Per solution, the index its K critiques vote for (`verification.vote_critic_index`)."""
+        groups = self.chains(prompts, steps)
+        self.unextractable += sum(vote([c.body]) is None for g in groups for c in g)
+        return [vote([c.body for c in g]) for g in groups]
 
     def score_solutions(
         self, prompts: Sequence, steps: Sequence[Sequence[str]], batch_size: int = 16
     ) -> list[float]:
-        """P(yes) / (P(yes) + P(no)) per solution, averaged over its K chains (NaN chains left out)."""
+        """P(yes) / (P(yes) + P(no)) per solution, averaged over its K chains (NaN chains left out); with the
+        critic prompt, the share of its critiques with an index that say -1 (NaN when none has one)."""
+        if self.critic:
+            found = [[vote([c.body]) for c in g] for g in self.chains(prompts, steps)]
+            return [aggregate([float(i == -1) for i in g if i is not None], "mean") for g in found]
         chains = self.chains(prompts, steps)
         values = self.decision_scores(self._scored_prompts(prompts, steps, chains), batch_size)
         k = self.settings.parallel
@@ -313,6 +361,8 @@ class GenerativeScorer:
             "forced_verdicts": c.forced_verdicts,
             "truncated_verdict_reads": self.truncated_forwards,
             "missing_decisions": self.missing_decisions,
+            "prompt": "processbench_critic" if self.critic else "verification",
+            "unextractable_critiques": self.unextractable,
             "backend": "local" if self.local else "endpoint",
             "decision_choices": self.decision_choices,
             "step_probabilities": self.step_probabilities,

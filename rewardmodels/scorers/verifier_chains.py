@@ -8,10 +8,18 @@ each chain runs `rounds` = R thinking rounds (its sequential scaling, budget for
   round r > 1  the chain so far, then "\\n" + trigger_phrases[r - 2], continued again; a different phrase
                each round, because one repeated phrase made ThinkPRM's model loop
 
-Each round's text is cut at its first decision question (so later rounds can re-check steps, and text after
-the decision never counts). After the last round the decision question is appended, "\\n" + question, and
-the verdict probability is read at its end. A chain whose last round never asked the question itself (it hit
+Each round's text is cut at its first decision question, or at the format's think_close tag ("</think>",
+where ThinkPRM's inference stops too; `verification.chain_body`), so later rounds can re-check steps and text
+after the decision never counts. After the last round the decision question is appended, think_close + "\\n"
++ question, and the verdict probability is read at its end. A chain whose last round reached neither (it hit
 max_new_tokens, or stopped without a decision) is a *forced* verdict, and is counted.
+
+Decoding defaults are ThinkPRM's inference settings (mukhal/ThinkPRM search-and-learn/src/sal/config.py:51-52,
+64): one chain, greedy (temperature 0), up to 8,192 new tokens. The smoke recipes override them with a CPU
+budget (sampling at 0.6, 160-1,024 tokens), written in each recipe.
+
+ProcessBench's critic prompt (`generate_critiques`) is one round per sample of the official critic chat
+(`verification.critic_prompt`): K samples per solution, their indices voted (`verification.vote_critic_index`).
 
 Compute is counted as tokens generated: every round's returned text, re-tokenized with the verifier's
 tokenizer (a generator's end-of-sequence token is not in its text, so it is not counted), whether the sample
@@ -20,22 +28,24 @@ was generated now or read from the sample cache, so equal settings always report
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from rewardmodels.sampling import Sampler
-from rewardmodels.verification import VerificationFormat, verifier_prompt
+from rewardmodels.verification import VerificationFormat, chain_body, critic_prompt, verifier_prompt
 
 
 @dataclass(frozen=True)
 class ScalingSettings:
     """K parallel chains, R rounds each, up to `max_new_tokens` tokens per round, sampled at `temperature`
-    (0 = greedy, where K > 1 repeats one chain) with nucleus `top_p`; `seed` is mixed into every sample's."""
+    (0 = greedy, where K > 1 repeats one chain) with nucleus `top_p`; `seed` is mixed into every sample's.
+    Defaults: ThinkPRM's inference (greedy, 8,192 tokens; module docstring)."""
 
     parallel: int = 1
     rounds: int = 1
-    max_new_tokens: int = 512
-    temperature: float = 0.6
+    max_new_tokens: int = 8192
+    temperature: float = 0.0
     top_p: float = 0.95
     seed: int = 0
 
@@ -68,8 +78,8 @@ class Chain:
     tokens: int
 
     def scored_continuation(self, fmt: VerificationFormat) -> str:
-        """What follows the chain opener when the verdict is read: body + "\\n" + decision question."""
-        return self.body.rstrip() + "\n" + fmt.decision_question
+        """What follows the chain opener when the verdict is read: body + think_close + "\\n" + question."""
+        return self.body.rstrip() + fmt.think_close + "\n" + fmt.decision_question
 
 
 @dataclass
@@ -92,9 +102,8 @@ class ChainCounts:
 
 
 def cut_at_question(fmt: VerificationFormat, text: str) -> tuple[str, bool]:
-    """(text before its first decision question, whether it asked one)."""
-    at = text.find(fmt.decision_question)
-    return (text, False) if at < 0 else (text[:at], True)
+    """(text before its first decision question or think_close tag, whether it reached one)."""
+    return chain_body(fmt, text)
 
 
 def next_round_continuation(fmt: VerificationFormat, body: str, round_index: int) -> str:
@@ -147,11 +156,38 @@ def generate_chains(
     return [chains[i * k : (i + 1) * k] for i in range(len(problems))]
 
 
+def generate_critiques(
+    sampler: Sampler,
+    problems: Sequence[str],
+    steps: Sequence[Sequence[str]],
+    k: int,
+    count_tokens: Callable[[str], int],
+) -> list[list[Chain]]:
+    """K critiques per (problem, steps) with ProcessBench's critic prompt, all in one sampler call; each is a
+    one-round Chain whose body is the whole critique (its index is read by `verification.vote_critic_index`)."""
+    if len(problems) != len(steps):
+        raise ValueError(f"{len(problems)} problems but {len(steps)} step lists")
+    samples = sampler.complete_many([(critic_prompt(p, s), k) for p, s in zip(problems, steps, strict=True)])
+    return [[Chain(t, [t], False, count_tokens(t)) for t in texts] for texts in samples]
+
+
+def critic_step_scores(index: int | None, n: int) -> list[float]:
+    """Step scores from a critic's index: 1 before it, 0 at it, NaN after; -1: all 1; None or an index outside
+    the solution's n steps: all NaN (undetermined)."""
+    if index == -1:
+        return [1.0] * n
+    if index is None or not 0 <= index < n:
+        return [math.nan] * n
+    return [1.0] * index + [0.0] + [math.nan] * (n - index - 1)
+
+
 __all__ = [
     "Chain",
     "ChainCounts",
     "ScalingSettings",
+    "critic_step_scores",
     "cut_at_question",
     "generate_chains",
+    "generate_critiques",
     "next_round_continuation",
 ]

@@ -9,6 +9,7 @@ rank 0 then compares every gathered gradient with one unsharded process on all p
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import sys
 
@@ -36,6 +37,7 @@ def loss_of(model, feats, pad_id):
 
 
 def main(model_dir: str, out: str) -> int:
+    faulthandler.dump_traceback_later(240, exit=True)  # a hung rank shows its stack before the test times out
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 

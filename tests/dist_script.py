@@ -13,12 +13,16 @@ end_training).
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import sys
 from pathlib import Path
 
 
 def main() -> int:
+    # A rank that hangs (a collective one rank never reaches) prints every thread's stack and exits before
+    # the test's 300 s timeout, so the failure says where it stuck.
+    faulthandler.dump_traceback_later(240, exit=True)
     parser = argparse.ArgumentParser()
     parser.add_argument("--expect_world", type=int, required=True)
     argv = sys.argv[1:]

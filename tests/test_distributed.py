@@ -53,7 +53,11 @@ def free_port() -> int:
 
 def run(cmd: list[str], env_extra: dict[str, str] | None = None, timeout: int = 300) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), **(env_extra or {}))
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as hung:  # show where: the scripts dump every thread's stack first
+        tail = [(s or b"")[-6000:].decode(errors="replace") for s in (hung.stdout, hung.stderr)]
+        raise AssertionError(f"{' '.join(cmd[:6])} ... hung for {timeout} s:\n" + "\n".join(tail)) from None
     if proc.returncode != 0:
         raise AssertionError(
             f"{' '.join(cmd[:6])} ... failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rewardmodels.errors import InputError
+
 # packing.attention never imports modeling, so this direction has no cycle: it takes the unwrapped model
 # (`unwrap` below), and modeling runs its dispatch in token_logits.
 from rewardmodels.packing.attention import packed_attention_kwargs
@@ -234,7 +236,7 @@ def load_backbone(
     if head not in HEAD_MODEL_CLASSES:
         raise ValueError(f"head must be one of {sorted(HEAD_MODEL_CLASSES)}, got {head!r}")
     path = resolve_model_path(name_or_path)
-    _require_safetensors(path)
+    require_safetensors(path)
     device_type = torch.device(device).type if device is not None else default_device_type()
     model_class = getattr(transformers, HEAD_MODEL_CLASSES[head])
     head_kwargs = {} if head == "causal_lm" or num_labels is None else {"num_labels": num_labels}
@@ -277,13 +279,26 @@ def _wrap_lora(model: nn.Module, head: str, lora: LoraSettings, trainable_token_
         return get_peft_model(model, config)
 
 
-def _require_safetensors(path: str) -> None:
-    """Local directories must hold safetensors: unpickling .bin weights can run arbitrary code."""
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+def require_safetensors(path: str | os.PathLike) -> None:
+    """Local directories must hold safetensors: unpickling .bin weights can run arbitrary code.
+
+    The refusal is an `InputError` (the user can convert the weights), so a command prints it in one line
+    with exit code 2 instead of a traceback; it is checked before the tokenizer or the model loads."""
     p = Path(path)
     if p.is_dir() and not any(p.glob("*.safetensors")):
-        raise ValueError(
-            f"{path} has no .safetensors weights. Loading pickled weights can run arbitrary code; "
-            "convert the checkpoint to safetensors first."
+        pickled = sorted(f.name for pattern in PICKLED_WEIGHTS for f in p.glob(pattern))
+        reason = "no .safetensors weights" + (
+            f", only pickled ones ({', '.join(pickled)})" if pickled else ""
+        )
+        raise InputError(
+            path,
+            None,
+            None,
+            reason,
+            hint="Loading pickled weights can run arbitrary code; convert the checkpoint to safetensors first.",
         )
 
 

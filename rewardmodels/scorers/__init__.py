@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from rewardmodels.errors import MissingInputError
+from rewardmodels.errors import InputError, MissingInputError
 from rewardmodels.io import read_json_object
 from rewardmodels.scorers.base import MANIFEST_NAME, Scorer
 from rewardmodels.scorers.capabilities import ScoresTexts
@@ -60,13 +60,16 @@ def load_scorer(
     max_length: int | None = None,
     **options,
 ) -> ScoresTexts:
-    """Load a scorer directory written by `rewardmodels export`; `options` go to the kind's from_directory."""
+    """Load a scorer directory written by `rewardmodels export`; `options` go to the kind's from_directory.
+
+    A directory the user can fix (missing, a corrupt manifest, an unknown kind, pickled weights) raises
+    `InputError`, so every command that loads a scorer reports it in one line with exit code 2."""
     manifest = read_manifest(path)
     kind = manifest.get("kind")
     try:
         cls = scorer_class(kind)
     except ValueError as e:
-        raise ValueError(f"{path}: {MANIFEST_NAME}: {e}") from None
+        raise InputError(Path(path) / MANIFEST_NAME, None, "kind", str(e)) from None
     return cls.from_directory(path, manifest, device=device, dtype=dtype, max_length=max_length, **options)
 
 

@@ -11,7 +11,13 @@ import torch
 from torch import nn
 
 from rewardmodels.logprobs import LogprobBatch, packed_batch, padded_batch, response_positions
-from rewardmodels.modeling import attn_implementation_of, load_backbone, load_tokenizer, pick_device
+from rewardmodels.modeling import (
+    attn_implementation_of,
+    load_backbone,
+    load_tokenizer,
+    pick_device,
+    require_safetensors,
+)
 from rewardmodels.packing import PackUnit, packing_attention_for
 from rewardmodels.scorers.capabilities import ScoresTexts
 from rewardmodels.scorers.reward_funcs import make_reward_func  # noqa: F401 (lives there; re-exported)
@@ -38,7 +44,9 @@ def load_for_scoring(
     `pick_device(device)`, in eval mode and without gradients; the tokenizer is `load_tokenizer`'s unless one
     is given. A classification head takes the tokenizer's pad id (which differs from EOS) and size; a causal
     LM keeps its tokenizer and vocabulary as saved: its log-probs are a softmax over the LM head's rows, which
-    an added pad token would grow."""
+    an added pad token would grow. A local directory with pickled weights only is refused before the
+    tokenizer loads, so the error names the weights rather than whatever the tokenizer lacks."""
+    require_safetensors(name_or_path)
     dev = pick_device(device)
     if tokenizer is None:
         tokenizer = load_tokenizer(

@@ -115,3 +115,24 @@ def test_line_format():
     assert text == (
         "method_works method=prm task=a seed=2 metric=first_error_f1 value=81.2 baseline=33.3 control=nan wall_s=287"
     )
+
+
+def test_the_results_table_averages_seeds_and_shows_each():
+    from benchmarks.method_works_table import table
+
+    def record(method, metric, seed, value, baseline, control, wall):
+        return {"method": method, "task": "a", "metric": metric, "seed": seed, "value": value,
+                "baseline": baseline, "control": control, "wall_s": wall}  # fmt: skip
+
+    records = [
+        record("prm", "first_error_f1", 1, 90.0, 39.0, 0.0, 150.4),
+        record("bt", "pair_accuracy", 0, 1.0, 0.115, 0.53, 120.0),
+        record("prm", "first_error_f1", 0, 96.3, 39.3, 0.0, 149.5),
+    ]
+    rows = table(records).splitlines()
+    assert len(rows) == 4  # header, rule, one row per (method, task, metric) in first-seen order
+    assert (
+        rows[2]
+        == "| prm | a | first_error_f1 | 93.2 | 0, 1 | 96.3, 90.0 | 39.3, 39.0 | 0.0, 0.0 | 150, 150 |"
+    )
+    assert rows[3] == "| bt | a | pair_accuracy | 1.000 | 0 | 1.000 | 0.115 | 0.530 | 120 |"

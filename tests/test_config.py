@@ -12,7 +12,9 @@ TYPES = (ModelArguments, DataArguments, BTConfig)
 
 def test_defaults_then_yaml_then_command_line(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("learning_rate: 2.0e-5\nmax_length: 64\ntrain_data: [a.jsonl, b.jsonl]\nuse_lora: false\n")
+    recipe.write_text(
+        "learning_rate: 2.0e-5\nmax_length: 64\ntrain_data: [a.jsonl, b.jsonl]\nuse_lora: false\n"
+    )
     model, data, args = parse_layered(TYPES, ["--config", str(recipe), "--max_length", "32"])
     assert args.learning_rate == 2e-5  # from YAML
     assert data.max_length == 32  # command line beats YAML
@@ -47,17 +49,90 @@ def test_column_map_must_be_json():
 @pytest.mark.parametrize("recipe", sorted((REPO / "recipes").rglob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_starts_with_its_launch_command(recipe):
     first = recipe.read_text().splitlines()[0]
-    assert first.startswith("# rewardmodels ") or first.startswith("# accelerate launch ") or first.startswith("# ACCELERATE_USE_CPU")
+    assert (
+        first.startswith("# rewardmodels ")
+        or first.startswith("# accelerate launch ")
+        or first.startswith("# ACCELERATE_USE_CPU")
+    )
     if recipe.parent.name != "accelerate":
         assert f"--config {recipe.relative_to(REPO)}" in first
 
 
-@pytest.mark.parametrize("recipe", sorted((REPO / "recipes" / "bt").glob("*.yaml")), ids=lambda p: p.name)
-def test_bt_recipes_parse(recipe):
+# Every training recipe, under recipes/<method folder>/; recipes/accelerate/ holds accelerate configs instead.
+TRAINING_RECIPES = sorted(p for p in (REPO / "recipes").glob("*/*.yaml") if p.parent.name != "accelerate")
+ACCELERATE_CONFIGS = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
+
+
+class Parsed(Exception):
+    """Raised in place of building the trainer: carries what the method's command parsed, and stops it
+    before any model or data loads."""
+
+
+def parse_recipe_as_launched(recipe: Path, monkeypatch) -> tuple[list[str], tuple]:
+    """(the flags given, (model args, data args, method config)) from the method's own `train` command,
+    run with the recipe and the extra flags its launch line (its first line) adds."""
+    import importlib
+    import shlex
+
+    from rewardmodels.cli import COMMANDS
+
+    method = recipe.parent.name.replace("_", "-")
+    assert method in COMMANDS["train"], f"{recipe.parent} is not a training method's recipe folder"
+    module = importlib.import_module(COMMANDS["train"][method][0])
+
+    def stop(*parsed):
+        raise Parsed(*parsed)
+
+    monkeypatch.setattr(module, "build_trainer", stop)
+    launch = recipe.read_text().splitlines()[0]
+    extra = shlex.split(launch.split(f"--config {recipe.relative_to(REPO)}", 1)[1])
     # bf16 recipes are for GPUs; TrainingArguments refuses bf16 on a CPU-only machine, so switch it off here.
-    extra = ["--bf16", "false"] if "bf16: true" in recipe.read_text() else []
-    model, data, args = parse_layered(TYPES, ["--config", str(recipe), *extra])
-    assert data.train_data and args.output_dir
+    if yaml.safe_load(recipe.read_text()).get("bf16"):
+        extra += ["--bf16", "false"]
+    monkeypatch.chdir(REPO)  # recipe paths (output_dir, data) are relative to the repository, as launched
+    with pytest.raises(Parsed) as info:
+        module.main(["--config", str(recipe), *extra])
+    return extra, info.value.args
+
+
+def comparable(value):
+    """A parsed value in the recipe's own terms: enums by their value, tuples as lists."""
+    if isinstance(value, (list, tuple)):
+        return [comparable(v) for v in value]
+    return getattr(value, "value", value)
+
+
+@pytest.mark.parametrize("recipe", TRAINING_RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_training_recipe_parses_through_its_methods_command(recipe, monkeypatch):
+    """A recipe with a misspelled field, a value of the wrong type or a value its method's config refuses
+    fails here rather than at a user's launch: each is parsed by its own method's `rewardmodels train`
+    command (defaults <- recipe <- launch-line flags), stopped where the trainer would be built."""
+    extra, (model_args, data_args, args) = parse_recipe_as_launched(recipe, monkeypatch)
+    assert model_args.model_name_or_path and data_args.train_data and args.output_dir
+    # Every field the recipe sets arrives with the recipe's value (unless a launch-line flag overrides it).
+    overridden = {flag.lstrip("-") for flag in extra if flag.startswith("--")}
+    for field, value in yaml.safe_load(recipe.read_text()).items():
+        if field in overridden:
+            continue
+        holder = next(a for a in (model_args, data_args, args) if hasattr(a, field))
+        parsed = comparable(getattr(holder, field))
+        assert parsed == value, f"{field}: recipe {value!r}, parsed {parsed!r}"
+
+
+def test_the_recipe_tests_cover_every_method():
+    from rewardmodels.cli import COMMANDS
+
+    folders = {recipe.parent.name.replace("_", "-") for recipe in TRAINING_RECIPES}
+    assert folders == set(COMMANDS["train"]), "every training method ships at least one recipe"
+
+
+@pytest.mark.parametrize("config", ACCELERATE_CONFIGS, ids=lambda p: p.name)
+def test_accelerate_configs_parse(config):
+    """The accelerate configs are mappings that accelerate's own loader accepts (it refuses unknown keys)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    assert isinstance(yaml.safe_load(config.read_text()), dict)
+    assert load_config_from_file(str(config)).num_processes >= 1
 
 
 def test_demo_runs_the_embedded_default_recipe():

@@ -9,7 +9,8 @@ Reported, as fractions of problems:
                      are, others through a sigmoid, so that weights are positive; see --weights)
   pass_at_n          some candidate is correct (the oracle)
   random             expected accuracy of a uniformly random candidate (the share of correct candidates)
-and the same for the first k candidates, k = 1, 2, 4, ... up to N.
+and the same for the first k candidates, k = 1, 2, 4, ... up to N. Calibration (`eval/calibration.py`): ECE,
+Brier and AUROC of every candidate's score as P(correct) against its verdict, and calibration.png.
 
 `rewardmodels eval best-of-n sample` (`best_of_n_sample.py`) builds the candidates with a generator model.
 """
@@ -32,6 +33,7 @@ from rewardmodels.cli_common import (
 )
 from rewardmodels.data_builders.schema import RowError, validate_rows
 from rewardmodels.errors import InputError
+from rewardmodels.eval import calibration
 from rewardmodels.io import read_rows, write_json, write_jsonl
 from rewardmodels.scorers.capabilities import ReportsCompute
 
@@ -191,6 +193,7 @@ def evaluate(problems: list[dict], weights: str = "auto") -> dict:
         "weights": mode,
         **at_n[str(n_max)],
         "at_n": at_n,
+        "calibration": calibration.best_of_n_calibration(judged),  # all N candidates, NaN scores left out
     }
 
 
@@ -210,6 +213,7 @@ def markdown_report(results: dict, title: str) -> str:
             "",
             table,
             "",
+            *calibration.markdown_lines({"candidates": results.get("calibration")}),
         ]
     )
 
@@ -311,6 +315,7 @@ def run(
     from rewardmodels.eval.report import write_text
 
     write_text(out / "results.md", markdown_report(results, title))
+    calibration.write_diagram(out, {"candidates": results["calibration"]}, f"Best-of-N: {title}")
     return results
 
 

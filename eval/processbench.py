@@ -16,7 +16,8 @@ report says so). Results JSON, per-example JSONL and a markdown table are writte
 Step scores (or direct predictions) are journalled chunk by chunk in `scores_journal.jsonl`
 (`rewardmodels.eval.journal`): a killed run resumes without re-scoring what is done, and a re-run with
 another threshold scores nothing. A journal from another scorer, data or setting is refused unless
-`--overwrite`. The metric itself is in `processbench_metrics`.
+`--overwrite`. The metric itself is in `processbench_metrics`. ECE, Brier and AUROC of the step scores up to
+the first error, and a reliability diagram (calibration.png), are reported too (`eval/calibration.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tqdm.auto import tqdm
 
 from rewardmodels.data_builders.schema import DataValidationError, RowError, located
 from rewardmodels.errors import ROW, InputError, Location
+from rewardmodels.eval import calibration
 from rewardmodels.eval import processbench_metrics as metrics
 from rewardmodels.eval.journal import Journal
 from rewardmodels.eval.processbench_metrics import (
@@ -238,6 +240,7 @@ def evaluate(
     results = {**info, **summarize(examples)}
     # Undetermined predictions (an unscored step reached first), each counted as a miss (module docstring).
     results["undetermined_predictions"] = sum(1 for e in examples if e["prediction"] is None)
+    results.update(calibration.processbench_calibration(examples, mode))  # steps up to the first error
     if tune_on:  # label every F1 in- or out-of-sample; the tuning subset's own under others' threshold
         results.update(threshold_provenance(examples, list(results["subsets"]), tune_on))
     if tune_on and len(results["subsets"]) > 1:
@@ -278,7 +281,7 @@ def markdown_report(results: dict, title: str) -> str:
     if out_of_sample_line(results):
         lines += [out_of_sample_line(results), ""]
     lines += metrics.solution_level_lines(results) + metrics.compute_line(results)
-    return "\n".join(lines)
+    return "\n".join(lines + calibration.markdown_lines(calibration.entries_of(results, "all steps")))
 
 
 def write_outputs(results: dict, examples: list[dict], output_dir: str | Path, title: str) -> Path:
@@ -301,6 +304,7 @@ def write_outputs(results: dict, examples: list[dict], output_dir: str | Path, t
     from rewardmodels.eval.report import write_text
 
     write_text(out / "results.md", markdown_report(results, title))
+    calibration.write_diagram(out, calibration.entries_of(results, "all steps"), f"ProcessBench: {title}")
     return out
 
 
@@ -373,28 +377,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "DataValidationError",
-    "HUB_ID",
-    "HUB_SUBSETS",
-    "JOURNAL_NAME",
-    "attach_saved_scores",
-    "candidate_thresholds",
-    "check_rows",
-    "evaluate",
-    "example_key",
-    "f1_curve",
-    "harmonic_mean",
-    "load_examples",
-    "main",
-    "markdown_report",
-    "predict_from_scores",
-    "row_errors",
-    "run",
-    "score_examples",
-    "scoring_mode",
-    "subset_from_path",
-    "subset_metrics",
-    "summarize",
-    "tune_threshold",
+    "DataValidationError", "HUB_ID", "HUB_SUBSETS", "JOURNAL_NAME", "attach_saved_scores",
+    "candidate_thresholds", "check_rows", "evaluate", "example_key", "f1_curve", "harmonic_mean",
+    "load_examples", "main", "markdown_report", "predict_from_scores", "row_errors", "run",
+    "score_examples", "scoring_mode", "subset_from_path", "subset_metrics", "summarize", "tune_threshold",
     "write_outputs",
-]
+]  # fmt: skip

@@ -10,8 +10,10 @@
 - Style matrix: rows in RM-Bench's format (`prompt`, `chosen` and `rejected` each a list of 3 responses:
   concise, detailed plain, detailed markdown; optional `id` and `domain`) give the 3x3 accuracy matrix and
   its hard / normal / easy accuracies.
-Formulas: `eval/robustness_metrics.py`. Several `--scorer`s are scored one after the other and reported
-side by side in results.json, report.md and report.png.
+Each variant's calibration (ECE, Brier, AUROC of sigmoid(chosen - rejected), as RewardBench's:
+`eval/calibration.py`) goes into results.json and report.md, and each scorer's original and style curves
+into calibration.png. Formulas: `eval/robustness_metrics.py`. Several `--scorer`s are scored one after the
+other and reported side by side in results.json, report.md and report.png.
 
 Scoring goes through the RewardBench runner (`eval/rewardbench/runner.py`): each example's responses are
 one group for `rewardmodels.scorers.groups`, so any scorer kind works, and every variant (original, each
@@ -41,6 +43,7 @@ from rewardmodels.data_builders.schema import (
 )
 from rewardmodels.data_builders.spurious import TRANSFORMS, parse_transform_names, transform_response
 from rewardmodels.errors import InputError
+from rewardmodels.eval.calibration import pair_calibration
 from rewardmodels.eval.rewardbench.data import Example, PreparedData, load_rows, prepare_examples
 from rewardmodels.eval.robustness_metrics import (
     STYLES,
@@ -165,7 +168,7 @@ def evaluate_scorer(
     progress: bool = True,
 ) -> dict:
     """One scorer's robustness summary; each variant's records are journalled under `out`."""
-    summary: dict = {"scorer": desc, "truncated_examples": 0}
+    summary: dict = {"scorer": desc, "truncated_examples": 0, "calibration": {}}
     args = (batch_size, overwrite, progress)
     if pairs:
         keys = [json.dumps(list(e.key)) for e in pairs]
@@ -173,6 +176,7 @@ def evaluate_scorer(
         summary["truncated_examples"] += cut
         base = [original[k] for k in keys]
         summary["original"] = {"pairs": len(base), "accuracy": accuracy(base)}
+        summary["calibration"]["original"] = pair_calibration(base)
         lengths = [(len(text_of(e.responses[0])), len(text_of(e.responses[1]))) for e in pairs]
         summary["length_bias"] = length_bias(base, lengths)
         summary["transforms"] = {}
@@ -189,11 +193,13 @@ def evaluate_scorer(
             summary["transforms"][name] = transform_effect(
                 base, [records[k] for k in keys], [k in moved for k in keys]
             )
+            summary["calibration"][name] = pair_calibration([records[k] for k in keys])  # all pairs
     if style:
         records, cut = _run(scorer, style, 2, out / "style", desc, "style", *args)
         summary["truncated_examples"] += cut
         ordered = [records[json.dumps(list(e.key))] for e in style]
         summary["style"] = style_summary(ordered, [e.subset for e in style])
+        summary["calibration"]["style"] = pair_calibration(ordered)  # every chosen_i x rejected_j
     return summary
 
 
@@ -258,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rewardmodels.eval.report import write_text
     from rewardmodels.eval.rewardbench.cli import input_settings
-    from rewardmodels.eval.robustness_report import markdown_report, write_chart
+    from rewardmodels.eval.robustness_report import markdown_report, write_calibration_diagram, write_chart
     from rewardmodels.scorers import load_scorer, read_manifest
 
     out = Path(args.output_dir)
@@ -293,8 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     report = markdown_report(results)
     write_text(out / "report.md", report)
     write_chart(out / "report.png", results)
+    diagram = write_calibration_diagram(out, results)  # None when no scorer had a scored pair
     print(report)
     print(f"results: {out / 'results.json'}; report: {out / 'report.md'}; chart: {out / 'report.png'}")
+    if diagram:
+        print(f"calibration: {diagram}")
     return 0
 
 

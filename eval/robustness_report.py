@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rewardmodels.eval import calibration
 from rewardmodels.eval.robustness_metrics import STYLES
 
 LENGTH_PARTS = ("chosen_longer", "chosen_shorter", "same_length")
@@ -77,11 +78,32 @@ def markdown_report(results: dict) -> str:
             rows = [[f"chosen {i}"] + list(matrix[i]) for i in range(len(STYLES))]
             headers = ["", *(f"rejected {j}" for j in range(len(STYLES)))]
             lines += [f"`{n}`:", "", markdown_table(headers, rows, percent_columns=[1, 2, 3]), ""]
+    lines += calibration.markdown_lines(calibration_entries(results))
     for n in names:
         truncated = runs[n].get("truncated_examples")
         if truncated:
             lines.append(f"Note: `{n}` truncated {truncated} scored groups to its max length.")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def calibration_entries(results: dict, variants: tuple[str, ...] | None = None) -> dict:
+    """Every scorer's calibration entry per variant (original, each transform, style), named
+    "scorer: variant"; only the `variants` named when given."""
+    return {
+        f"{n}: {v}": entry
+        for n in _scorers(results)
+        for v, entry in results["scorers"][n].get("calibration", {}).items()
+        if variants is None or v in variants
+    }
+
+
+def write_calibration_diagram(output_dir: Path, results: dict) -> Path | None:
+    """calibration.png: each scorer's original-pairs and style curves (every variant's figures are in the
+    report; a curve per transform would bury the comparison between scorers)."""
+    entries = calibration_entries(results, ("original", "style"))
+    return calibration.write_diagram(
+        output_dir, entries, "Robustness: calibration of sigmoid(chosen - rejected)"
+    )
 
 
 def write_chart(path: Path, results: dict) -> None:

@@ -64,6 +64,10 @@ def markdown_report(results: dict) -> str:
     ]
     for note in data.get("notes", []):
         lines.append(f"Note: {note}.")
+    if results.get("calibration"):
+        from rewardmodels.eval.calibration import markdown_lines
+
+        lines += ["", *markdown_lines({"pairs": results["calibration"]})]
     return "\n".join(lines) + "\n"
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewardmodels.data_builders.schema import text_of
+from rewardmodels.eval.calibration import DIAGRAM_NAME, pair_calibration, write_diagram
 from rewardmodels.eval.journal import Journal
 from rewardmodels.eval.rewardbench.data import Example, PreparedData
 from rewardmodels.eval.rewardbench.official import best_of_n, summarize_v1, summarize_v2
@@ -130,6 +131,7 @@ def run_rewardbench(
         "examples": out / EXAMPLES_NAME,
         "markdown": out / MARKDOWN_NAME,
         "chart": out / CHART_NAME,
+        "calibration_chart": out / DIAGRAM_NAME,
     }
     run_info = dict(run_info or {})
     fingerprint = {
@@ -203,6 +205,8 @@ def run_rewardbench(
             "notes": data.notes,
         },
         "scorer": run_info.get("scorer"),
+        # ECE, Brier and AUROC of sigmoid(chosen - rejected), each pair in both orders (eval/calibration.py)
+        "calibration": pair_calibration(records),
     }
     if isinstance(scorer, ReportsCompute):  # what scoring cost in this call, for compute/accuracy curves
         results["compute"] = scorer.compute_report()
@@ -214,6 +218,9 @@ def run_rewardbench(
 
         write_text(paths["markdown"], markdown_report(results))
         write_chart(paths["chart"], results)
+        write_diagram(
+            out, {"pairs": results["calibration"]}, f"RewardBench calibration: {results.get('model')}"
+        )
     return RunOutcome(results, records, scored, seconds, paths)
 
 

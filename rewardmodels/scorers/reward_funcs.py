@@ -27,6 +27,9 @@ Options a scorer cannot honour are refused when the function is made, not at the
 A new scorer kind needs: `score` (ScoresTexts), and for the options `normalize` (NormalizesScores) and
 `score_steps` plus a `response_step_split` attribute (ScoresSteps, SplitsResponses); its `as_reward_func`
 is `return reward_function(self, name=..., **options)`.
+
+`rlcr_reward_function(**options)` needs no scorer: the RLCR reward, correctness - (confidence - correctness)^2
+on the completion's stated confidence, with the reference answer from a dataset column (`scorers/rlcr.py`).
 """
 
 from __future__ import annotations
@@ -190,6 +193,14 @@ def reward_function(
     return make_reward_func(score, name or f"{scorer.kind}_reward", asynchronous)
 
 
+def rlcr_reward_function(**options) -> Callable:
+    """The RLCR reward as a TRL reward function (`scorers.rlcr.rlcr_reward_func`: answer_column, tag,
+    answer_tag, missing_penalty, name)."""
+    from rewardmodels.scorers.rlcr import rlcr_reward_func
+
+    return rlcr_reward_func(**options)
+
+
 __all__ = [
     "RewardOptions",
     "clip_value",
@@ -198,6 +209,7 @@ __all__ = [
     "parse_clip",
     "raw_scores",
     "reward_function",
+    "rlcr_reward_function",
     "score_completions",
     "scorer_lock",
 ]

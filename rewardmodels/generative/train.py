@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 
-from rewardmodels.config import DataArguments, ModelArguments
 from rewardmodels.generative.config import GenerativeConfig
 from rewardmodels.generative.data import CompletionCollator, chain_features
 from rewardmodels.generative.trainer import GenerativeSFTTrainer
-from rewardmodels.training import base_manifest, load_model, run_method
+from rewardmodels.training.arguments import DataArguments, ModelArguments
+from rewardmodels.training.run import base_manifest, load_model, run_method
 
 logger = logging.getLogger("rewardmodels")
 HEAD = "causal_lm"

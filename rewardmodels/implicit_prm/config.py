@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rewardmodels.implicit_rewards import (
+from rewardmodels.causal.implicit_rewards import (
     DEFAULT_AGGREGATION,
     DEFAULT_STEP_SCORES,
     STEP_AGGREGATIONS,
     STEP_SCORES,
 )
-from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
+from rewardmodels.training.reward_config import RewardConfigBase, output_dir_field
 
 OBJECTIVES = ("ce", "dpo")
 # Single outcome sequences pack without padding; DPO pairs become shared-prompt trees. none: padded rows.

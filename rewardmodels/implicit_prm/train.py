@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rewardmodels.config import DataArguments, ModelArguments
-from rewardmodels.fingerprints import model_fingerprint
+from rewardmodels.causal.fingerprints import model_fingerprint
+from rewardmodels.causal.logprobs import pad_id_within_vocab
 from rewardmodels.implicit_prm.config import SAME_AS_BASE, ImplicitPRMConfig
 from rewardmodels.implicit_prm.data import PADDED, ImplicitPRMCollator, drop_identical_pairs, encode_rows
 from rewardmodels.implicit_prm.ref_cache import ReferenceLogprobCache, attach_reference_logps
 from rewardmodels.implicit_prm.reference import ADAPTERS, MODEL, NONE, Reference
 from rewardmodels.implicit_prm.trainer import ImplicitPRMTrainer
-from rewardmodels.logprobs import pad_id_within_vocab
 from rewardmodels.modeling import (
     attn_implementation_of,
     cache_root,
@@ -23,7 +22,8 @@ from rewardmodels.modeling import (
 )
 from rewardmodels.packing import check_token_budget, packing_attention_for
 from rewardmodels.tokenization import resolve_chat_template
-from rewardmodels.training import base_manifest, final_eval, load_model, load_train_eval_rows, run_method
+from rewardmodels.training.arguments import DataArguments, ModelArguments
+from rewardmodels.training.run import base_manifest, final_eval, load_model, load_train_eval_rows, run_method
 
 logger = logging.getLogger("rewardmodels")
 HEAD = "causal_lm"

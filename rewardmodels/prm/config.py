@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from rewardmodels.packing import SEQUENCE_PACKING_MODES
 from rewardmodels.steps import AGGREGATIONS
-from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
+from rewardmodels.training.reward_config import RewardConfigBase, output_dir_field
 
 LABEL_MODES = ("hard", "soft")
 LOSS_TYPES = ("auto", "ce", "bce")

@@ -2,7 +2,7 @@
 
 Per response token t, w_t = beta * (log pi_theta(y_t|y_<t) - log pi_ref(y_t|y_<t))
 (`losses.implicit_token_rewards`); token values, step rewards and the per-response aggregations are in
-`rewardmodels.implicit_rewards`. This scorer gives:
+`rewardmodels.causal.implicit_rewards`. This scorer gives:
 
   score / score_ids / score_groups_ids   one value per response, by the aggregation: min (default) = the
                                           smallest step reward min_k r_k; min_q = the smallest step value
@@ -39,9 +39,8 @@ from pathlib import Path
 
 import torch
 
-from rewardmodels.errors import InputError
-from rewardmodels.fingerprints import model_directory, model_fingerprint
-from rewardmodels.implicit_rewards import (
+from rewardmodels.causal.fingerprints import model_directory, model_fingerprint
+from rewardmodels.causal.implicit_rewards import (
     DEFAULT_AGGREGATION,
     DEFAULT_STEP_SCORES,
     STEP_AGGREGATIONS,
@@ -50,9 +49,10 @@ from rewardmodels.implicit_rewards import (
     split_points,
     step_rewards,
 )
-from rewardmodels.logprobs import LogprobBatch, pad_id_within_vocab, response_logprobs
+from rewardmodels.causal.logprobs import LogprobBatch, pad_id_within_vocab, response_logprobs
+from rewardmodels.causal.response_tokens import EncodedResponse, encode_response, join_steps, keep_last_tokens
+from rewardmodels.errors import InputError
 from rewardmodels.losses import implicit_token_rewards
-from rewardmodels.response_tokens import EncodedResponse, encode_response, join_steps, keep_last_tokens
 from rewardmodels.scorers.base import (
     MANIFEST_NAME,
     count_cuts,

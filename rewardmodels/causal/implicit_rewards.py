@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rewardmodels.logprobs import step_sums
+from rewardmodels.causal.logprobs import step_sums
 
 STEP_AGGREGATIONS = ("min", "min_q", "last", "sum")
 DEFAULT_AGGREGATION = "min"

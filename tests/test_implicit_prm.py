@@ -10,8 +10,9 @@ import math
 import pytest
 import torch
 
-from rewardmodels.causal.implicit_rewards import aggregate_steps, split_points, step_values, token_values
+from rewardmodels.causal.implicit_rewards import step_values, token_values
 from rewardmodels.causal.response_tokens import EncodedResponse
+from rewardmodels.steps import aggregate_steps, split_points
 from tests.tiny import save_tiny_model
 
 BETA = 0.5

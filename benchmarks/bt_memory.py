@@ -125,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     from bt_throughput import prepare_features
 
     from rewardmodels.bt import BTConfig, BTTrainer
-    from rewardmodels.config import DataArguments, ModelArguments, parse_layered
     from rewardmodels.modeling import attn_implementation_of, load_tokenizer
     from rewardmodels.packing import make_pair_collator
-    from rewardmodels.training import load_model
+    from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
+    from rewardmodels.training.run import load_model
 
     model_args, data_args, bt_args = parse_layered(
         (ModelArguments, DataArguments, BTConfig), ["--config", args.recipe, "--report_to", "none", "--eval_strategy", "no"]

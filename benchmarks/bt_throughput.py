@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def recipe_flags(path: str) -> list[str]:
     """The benchmark flags that reproduce a training recipe's shape (the recipe's layered config)."""
     from rewardmodels.bt import BTConfig
-    from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+    from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
 
     model, data, train = parse_layered((ModelArguments, DataArguments, BTConfig), ["--config", path])
     flags = ["--model", model.model_name_or_path, "--max-length", str(data.max_length)]
@@ -325,9 +325,9 @@ def main_child(args) -> int:
     import torch
     from transformers import set_seed
 
-    from rewardmodels.config import ModelArguments
     from rewardmodels.modeling import load_tokenizer
-    from rewardmodels.training import load_model
+    from rewardmodels.training.arguments import ModelArguments
+    from rewardmodels.training.run import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

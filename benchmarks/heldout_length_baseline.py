@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv=None) -> int:
-    from rewardmodels.config import DataArguments, read_recipe
     from rewardmodels.data_builders.schema import text_of
-    from rewardmodels.training import load_train_eval_sources
+    from rewardmodels.training.arguments import DataArguments, read_recipe
+    from rewardmodels.training.run import load_train_eval_sources
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("recipe", help="a BT recipe YAML with train_data (and optionally seed, invalid_rows)")

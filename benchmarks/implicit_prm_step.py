@@ -58,13 +58,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build(mode: str, args, rows, workdir: Path):
     """The trainer (with its reference) and the features with their cached reference log-probs."""
-    from rewardmodels.config import DataArguments, ModelArguments
     from rewardmodels.implicit_prm.config import ImplicitPRMConfig
     from rewardmodels.implicit_prm.data import encode_rows
     from rewardmodels.implicit_prm.ref_cache import attach_reference_logps
-    from rewardmodels.implicit_prm.train import build_reference, load_causal_tokenizer, make_collator
+    from rewardmodels.implicit_prm.train import build_reference, make_collator
     from rewardmodels.implicit_prm.trainer import ImplicitPRMTrainer
-    from rewardmodels.training import load_model
+    from rewardmodels.training.arguments import DataArguments, ModelArguments
+    from rewardmodels.training.causal_lm import load_causal_tokenizer
+    from rewardmodels.training.run import load_model
 
     model_args = ModelArguments(model_name_or_path=args.model, use_lora=mode == "lora")
     data_args = DataArguments(max_length=args.max_length)

@@ -127,7 +127,7 @@ def implicit_readings(scorer, rows: Sequence[dict], batch_size: int = 8, check: 
     (more than 1e-4 is an error)."""
     import torch
 
-    from rewardmodels.implicit_rewards import step_rewards
+    from rewardmodels.causal.implicit_rewards import step_rewards
 
     prompts, steps = [r["prompt"] for r in rows], [list(r["completions"]) for r in rows]
     texts = [scorer.step_separator.join(s) for s in steps]

@@ -87,7 +87,7 @@ def train(s: Settings, name: str, train_data: str, eval_data: str | None, recipe
     from rewardmodels.cli import main as cli_main
     from rewardmodels.export import export_scorer
     from rewardmodels.io import read_json_object
-    from rewardmodels.trainer_base import TRAINING_MANIFEST
+    from rewardmodels.training.trainer_base import TRAINING_MANIFEST
 
     method = "bt" if s.method == "crome" else s.method
     out = s.workdir / name

@@ -49,9 +49,9 @@ def recipe_argv(recipe: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     from rewardmodels.bt.config import BTConfig
     from rewardmodels.bt.train import build_trainer
-    from rewardmodels.config import DataArguments, ModelArguments, parse_layered
     from rewardmodels.export import export_scorer
-    from rewardmodels.training import final_eval, train_and_save
+    from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
+    from rewardmodels.training.run import final_eval, train_and_save
 
     setup_logging()
     model_args, data_args, args = parse_layered(

@@ -19,7 +19,7 @@ from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
 from rewardmodels.errors import MissingInputError, OutputExistsError
 from rewardmodels.io import publish_tree, read_json_object, write_json
 from rewardmodels.scorers.base import MANIFEST_NAME
-from rewardmodels.trainer_base import TRAINING_MANIFEST
+from rewardmodels.training.trainer_base import TRAINING_MANIFEST
 
 logger = logging.getLogger("rewardmodels")
 FORMAT_VERSION = 1

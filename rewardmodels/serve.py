@@ -21,7 +21,7 @@ from rewardmodels.scorers.reward_funcs import RewardOptions, parse_clip
 from rewardmodels.serving.auth import TOKEN_ENV, check_bind, read_token
 from rewardmodels.serving.requests import Limits
 from rewardmodels.serving.service import OPENRLHF_SCORES, ScoringService, ServerSettings
-from rewardmodels.steps import AGGREGATIONS
+from rewardmodels.steps import PROBABILITY_AGGREGATIONS
 
 
 def score_request(scorer, payload: dict, batch_size: int = 16) -> dict:
@@ -89,7 +89,7 @@ def build_parser() -> ArgumentParser:
         "--clip", default=None, help="Clip rewards (after --normalize): C for [-C, C], or LO,HI (either may be empty)."
     )
     rewards.add_argument(
-        "--aggregation", choices=AGGREGATIONS, default=None, help="Step scorers: aggregate steps with this rule."
+        "--aggregation", choices=PROBABILITY_AGGREGATIONS, default=None, help="Step scorers: aggregate steps with this rule."
     )
     rewards.add_argument(
         "--openrlhf-scores",

@@ -6,7 +6,7 @@ keeps the end of every sequence: the shared prefix is cut from the left first, a
 exceeds `max_length` keeps its last tokens, so the reward is always read at the real final token.
 
 Rendering (`render_text`, `tokenize_text`) is defined here once; where a response starts in those ids, and
-where its steps end, is read off the same rendering in `rewardmodels.response_tokens`.
+where its steps end, is read off the same rendering in `rewardmodels.causal.response_tokens`.
 """
 
 from __future__ import annotations

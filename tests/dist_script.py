@@ -6,7 +6,7 @@
 
 It refuses to train unless the launcher really started `--expect_world` processes (some launch forms silently
 start one), records what each rank saw in <output_dir>/rank<r>.json, then trains, saves and closes every
-rank the way `rewardmodels train bt` does (training.train_and_save ends with wait_for_everyone and
+rank the way `rewardmodels train bt` does (training.run.train_and_save ends with wait_for_everyone and
 end_training).
 """
 
@@ -31,8 +31,8 @@ def main() -> int:
 
     from rewardmodels.bt.config import BTConfig
     from rewardmodels.bt.train import build_trainer
-    from rewardmodels.config import DataArguments, ModelArguments, parse_layered
-    from rewardmodels.training import final_eval, train_and_save
+    from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
+    from rewardmodels.training.run import final_eval, train_and_save
 
     model_args, data_args, args = parse_layered((ModelArguments, DataArguments, BTConfig), rest)
     trainer = build_trainer(model_args, data_args, args)

@@ -31,12 +31,12 @@ import json
 
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.train import build_trainer
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.data_builders.crome import CromeSettings, augment
 from rewardmodels.data_builders.crome_rules import RuleOracle, planted_token_rules, spurious_pairs
 from rewardmodels.data_builders.spurious import FILLER_CLOSING, FILLER_OPENING
 from rewardmodels.sampling import SampleCache, Sampler, SamplingParams
 from rewardmodels.tokenization import tokenize_pairs
+from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
 from tests import planted
 
 TRAIN_ROWS, TEST_ROWS, CHOSEN_SHARE = 128, 200, 0.9

@@ -158,7 +158,8 @@ def test_candidate_builder_caches_samples(tmp_path):
 
 
 def test_the_implicit_prm_default_min_aggregation_picks_by_the_worst_step():
-    from rewardmodels.implicit_rewards import DEFAULT_AGGREGATION, aggregate_steps
+    from rewardmodels.causal.implicit_rewards import DEFAULT_AGGREGATION
+    from rewardmodels.steps import aggregate_steps
 
     # three candidates to 2+3 with their step rewards r_k (q_T = their sum: no token after the last step)
     problem = {"id": "C", "problem": "What is 2+3?", "answer": "5",

@@ -12,10 +12,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.train import build_trainer
 from rewardmodels.bt.train import main as train_main
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.export import export_scorer
 from rewardmodels.modeling import rewards_at
-from rewardmodels.trainer_base import NonFiniteLossError
+from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
+from rewardmodels.training.trainer_base import NonFiniteLossError
 from tests.trainer_checks import PoisonHeadAt, assert_resume_reproduces, trainable_snapshot
 
 

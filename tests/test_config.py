@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from rewardmodels.bt.config import BTConfig
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
 
 REPO = Path(__file__).resolve().parent.parent
 TYPES = (ModelArguments, DataArguments, BTConfig)
@@ -168,7 +168,7 @@ def test_bt_and_prm_configs_share_one_base_and_every_field_has_help():
 
     from rewardmodels.packing import PACKING_MODES, SEQUENCE_PACKING_MODES
     from rewardmodels.prm.config import PRMConfig
-    from rewardmodels.trainer_config import RewardConfigBase
+    from rewardmodels.training.reward_config import RewardConfigBase
 
     hf_fields = {f.name: f for f in dataclasses.fields(TrainingArguments)}
     base_fields = {f.name for f in dataclasses.fields(RewardConfigBase)}

@@ -40,9 +40,9 @@ def test_augment_train_export_evaluate(tiny_llama, tmp_path, monkeypatch):
 
     from rewardmodels.bt.config import BTConfig
     from rewardmodels.bt.train import build_trainer
-    from rewardmodels.config import DataArguments, ModelArguments, parse_layered
     from rewardmodels.export import export_scorer
-    from rewardmodels.training import train_and_save
+    from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
+    from rewardmodels.training.run import train_and_save
 
     run_dir = tmp_path / "run"
     model_args, data_args, config = parse_layered(

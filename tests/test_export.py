@@ -8,7 +8,7 @@ import torch
 
 from rewardmodels.export import export_scorer, manifest_head
 from rewardmodels.modeling import HEAD_MODEL_CLASSES, LoraSettings, load_backbone, load_tokenizer
-from rewardmodels.trainer_base import TRAINING_MANIFEST
+from rewardmodels.training.trainer_base import TRAINING_MANIFEST
 
 IDS = torch.tensor([[5, 17, 42, 99, 3, 250], [7, 8, 9, 10, 11, 12]])
 

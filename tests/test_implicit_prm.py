@@ -10,8 +10,9 @@ import math
 import pytest
 import torch
 
-from rewardmodels.implicit_rewards import aggregate_steps, split_points, step_values, token_values
-from rewardmodels.response_tokens import EncodedResponse
+from rewardmodels.causal.implicit_rewards import step_values, token_values
+from rewardmodels.causal.response_tokens import EncodedResponse
+from rewardmodels.steps import aggregate_steps, split_points
 from tests.tiny import save_tiny_model
 
 BETA = 0.5
@@ -74,8 +75,8 @@ def test_values_and_aggregations_by_hand():
 
 
 def test_defaults_follow_the_reference():
+    from rewardmodels.causal.implicit_rewards import DEFAULT_AGGREGATION, DEFAULT_STEP_SCORES
     from rewardmodels.implicit_prm.config import ImplicitPRMConfig
-    from rewardmodels.implicit_rewards import DEFAULT_AGGREGATION, DEFAULT_STEP_SCORES
     from rewardmodels.scorers.implicit_prm import ImplicitPRMScorer
 
     assert (DEFAULT_AGGREGATION, DEFAULT_STEP_SCORES) == ("min", "sigmoid_q")
@@ -185,7 +186,7 @@ def test_keep_first_tokens():
 
 
 def test_a_plan_built_in_inference_mode_serves_a_later_gradient_pass(tiny_llama):
-    from rewardmodels.logprobs import packed_batch, response_logprobs, sum_logprobs
+    from rewardmodels.causal.logprobs import packed_batch, response_logprobs, sum_logprobs
     from rewardmodels.packing import PackUnit
 
     model = load_lm(tiny_llama)
@@ -221,8 +222,8 @@ def write_scorer_dir(tmp_path, policy_dir, reference, fingerprint=None, ref_free
 
 
 def test_load_scorer_checks_the_reference(tiny_llama, tiny_reference, tmp_path):
+    from rewardmodels.causal.fingerprints import model_fingerprint
     from rewardmodels.errors import InputError
-    from rewardmodels.fingerprints import model_fingerprint
     from rewardmodels.scorers import load_scorer
 
     good = model_fingerprint(str(tiny_reference))
@@ -279,7 +280,7 @@ def test_reward_func_returns_the_scores(tiny_llama, tiny_reference):
 
 
 def test_target_logprobs_and_their_gradient_equal_log_softmax_gather(monkeypatch):
-    import rewardmodels.logprobs as logprobs
+    import rewardmodels.causal.logprobs as logprobs
 
     monkeypatch.setattr(logprobs, "LOG_SOFTMAX_ROWS", 3)  # several chunks, the last one short
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ from tests.tiny import save_tiny_model
 
 @pytest.fixture(scope="module")
 def implicit_scorer(tiny_llama, tmp_path_factory):
-    from rewardmodels.fingerprints import model_fingerprint
+    from rewardmodels.causal.fingerprints import model_fingerprint
 
     root = tmp_path_factory.mktemp("implicit-scorer")
     reference = save_tiny_model(root / "ref", "llama", seed=1)

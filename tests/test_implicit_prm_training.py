@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.implicit_prm.config import ImplicitPRMConfig
 from rewardmodels.implicit_prm.train import build_trainer
+from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
 from tests.tiny import save_tiny_model
 
 
@@ -69,8 +69,8 @@ def test_full_training_changes_the_policy_and_not_its_separate_reference(
 
 
 def test_lora_reference_is_the_adapter_disabled_base_with_no_second_copy(tiny_llama, tmp_path):
+    from rewardmodels.causal.logprobs import response_logprobs, sum_logprobs
     from rewardmodels.implicit_prm.data import batch_logprob_parts
-    from rewardmodels.logprobs import response_logprobs, sum_logprobs
     from rewardmodels.modeling import load_backbone
 
     trainer = make_trainer(tiny_llama, tmp_path, "--reference_cache", "false")
@@ -174,10 +174,10 @@ def test_the_reference_cache_is_keyed_by_data_reference_and_settings(tmp_path):
 
 
 def test_a_training_run_reuses_its_cache_and_export_scores_as_in_training(tiny_llama, tmp_path):
+    from rewardmodels.causal.fingerprints import model_fingerprint
+    from rewardmodels.causal.logprobs import response_logprobs, sum_logprobs
     from rewardmodels.export import export_scorer
-    from rewardmodels.fingerprints import model_fingerprint
     from rewardmodels.implicit_prm.data import batch_logprob_parts
-    from rewardmodels.logprobs import response_logprobs, sum_logprobs
     from rewardmodels.scorers import load_scorer, read_manifest
 
     trainer = make_trainer(tiny_llama, tmp_path, "--step_separator", "\\n")
@@ -225,6 +225,6 @@ def test_a_training_run_reuses_its_cache_and_export_scores_as_in_training(tiny_l
 
 
 def _encoded(feature: dict):
-    from rewardmodels.response_tokens import EncodedResponse
+    from rewardmodels.causal.response_tokens import EncodedResponse
 
     return EncodedResponse(feature["sequences"][0], feature["response_starts"][0])

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.data_builders.schema import DataValidationError, drop_identical_token_pairs
 from rewardmodels.data_builders.sources import load_rows
 from rewardmodels.errors import InputError
 from rewardmodels.io import read_rows, write_json, write_jsonl
+from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
 
 REPO = Path(__file__).resolve().parent.parent
 SOFT_HINT = "train with --label_mode soft (and --loss_type bce) for fractional labels"

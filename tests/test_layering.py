@@ -7,8 +7,8 @@ import and the rule with its reason. Every module also sits in exactly one layer
 with its reason), so a new module is placed, and the rules cover it, from its first commit.
 
 Where export sits: `rewardmodels.export` turns a training output into a scorer directory, so it stands
-between the methods and the scorers. It may read the trainers' shared contract (`trainer_base`, `training`:
-the training-manifest name and the checkpoint layout every method writes) and the scorers' manifest, but no
+between the methods and the scorers. It may read the trainers' shared contract (`training.trainer_base`,
+`training.run`: the training-manifest name and the checkpoint layout every method writes) and the scorers' manifest, but no
 method package (export is generic over methods, design note 5) and nothing from eval.
 """
 
@@ -30,29 +30,23 @@ SOURCE_ROOTS = {
 }
 
 # Method packages: one folder per training method. A new method room is added here when it is created, so
-# the rules below cover it from its first file (implicit_prm and generative are planned).
+# the rules below cover it from its first file.
 METHOD_PACKAGES = [
     "rewardmodels.bt",
     "rewardmodels.prm",
     "rewardmodels.implicit_prm",
     "rewardmodels.generative",
 ]
-# Everything that is training code: the method packages and what all trainers share (the Trainer base, the
-# run steps, the TrainingArguments base).
-TRAINER_MODULES = [
-    *METHOD_PACKAGES,
-    "rewardmodels.trainer_base",
-    "rewardmodels.training",
-    "rewardmodels.trainer_config",
-]
+# Everything that is training code: the method packages and the training core they share
+# (`rewardmodels.training`: the argument dataclasses, the TrainingArguments base, the Trainer base, the run).
+TRAINER_MODULES = [*METHOD_PACKAGES, "rewardmodels.training"]
 EVAL = ["rewardmodels.eval"]
 BUILDERS = ["rewardmodels.data_builders"]
 CORE_MODULES = [
     f"rewardmodels.{name}"
     for name in (
-        "losses", "modeling", "tokenization", "response_tokens", "packing", "collators", "logprobs",
-        "sampling", "answers", "steps", "io", "errors", "cli_common", "fingerprints", "verification",
-        "implicit_rewards",
+        "losses", "modeling", "tokenization", "causal", "packing", "collators", "sampling", "answers", "steps",
+        "io", "errors", "cli_common", "verification",
     )
 ]  # fmt: skip
 SCORERS = ["rewardmodels.scorers"]
@@ -66,7 +60,7 @@ ENTRY_POINTS = [COMMAND_TABLE, "rewardmodels.__main__"]
 # written: test_every_module_has_a_layer fails on one that is in none of these and not in UNLAYERED.
 LAYERS = {
     "core": CORE_MODULES,
-    "training": TRAINER_MODULES + ["rewardmodels.config"],  # config: the training runs' argument dataclasses
+    "training": TRAINER_MODULES,
     "scorers": SCORERS,
     "export": EXPORT,
     "applications": APPLICATIONS,
@@ -301,16 +295,16 @@ def _flagged(importer: str, source: str) -> list[str]:
 
 
 def test_response_tokens_trainer_config_and_the_sampling_package_are_placed():
-    # response_tokens is core: it may not reach up into eval
-    assert _flagged("rewardmodels.response_tokens", "from rewardmodels.eval import report\n") == [
+    # causal.response_tokens is core: it may not reach up into eval
+    assert _flagged("rewardmodels.causal.response_tokens", "from rewardmodels.eval import report\n") == [
         "core imports no method, eval or builder"
     ]
     # sampling is a core package: a module inside it is covered too, and may not import a builder
     builder = "from rewardmodels.data_builders import mc_labeller\n"
     assert _flagged("rewardmodels.sampling.local", builder) == ["core imports no method, eval or builder"]
     assert "rewardmodels.sampling.local" in source_modules()
-    # trainer_config is training code: eval, scorers, core and applications may not import it
-    config = "from rewardmodels.trainer_config import RewardConfigBase\n"
+    # training.reward_config is training code: eval, scorers, core and applications may not import it
+    config = "from rewardmodels.training.reward_config import RewardConfigBase\n"
     assert _flagged("rewardmodels.eval.report", config) == ["eval imports no trainer"]
     assert _flagged("rewardmodels.scorers.prm", config) == ["scorers import no trainer or eval"]
     assert _flagged("rewardmodels.losses", config) == ["core imports no method, eval or builder"]

@@ -1,11 +1,11 @@
-"""rewardmodels.logprobs: reductions by hand; padded = packed = tree per-token log-probs on a tiny Llama."""
+"""rewardmodels.causal.logprobs: reductions by hand; padded = packed = tree per-token log-probs on a tiny Llama."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from rewardmodels.logprobs import (
+from rewardmodels.causal.logprobs import (
     REDUCTIONS,
     mean_logprobs,
     neg_l2_norm,

@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 
 from rewardmodels.bt.train import main as train_main
-from rewardmodels.config import DataArguments
 from rewardmodels.data_builders.mixing import MixSpec, mix_source, parse_mix, parse_mix_spec, weighted
 from rewardmodels.errors import InputError
-from rewardmodels.training import load_train_eval_rows, load_train_eval_sources
+from rewardmodels.training.arguments import DataArguments
+from rewardmodels.training.run import load_train_eval_rows, load_train_eval_sources
 
 
 def test_parse_options_names_and_defaults():

@@ -464,7 +464,7 @@ def test_flex_attention_is_refused_on_cpu(tiny_llama, tiny_tokenizer):
 
 def _bt_args(model_dir, out_dir, *extra):
     from rewardmodels.bt.config import BTConfig
-    from rewardmodels.config import DataArguments, ModelArguments, parse_layered
+    from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
 
     return parse_layered(
         (ModelArguments, DataArguments, BTConfig),

@@ -12,7 +12,6 @@ import torch
 
 import rewardmodels
 from rewardmodels.collators import PaddedStepCollator
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.data_builders import synthetic
 from rewardmodels.export import export_scorer
 from rewardmodels.modeling import rewards_at
@@ -23,8 +22,9 @@ from rewardmodels.prm.train import build_trainer, check_hard_labels
 from rewardmodels.prm.trainer import PRMTrainer
 from rewardmodels.steps import aggregate, step_probabilities
 from rewardmodels.tokenization import separator_ids, tokenize_steps
-from rewardmodels.trainer_base import NonFiniteLossError
-from rewardmodels.training import train_and_save
+from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
+from rewardmodels.training.run import train_and_save
+from rewardmodels.training.trainer_base import NonFiniteLossError
 from tests.trainer_checks import PoisonHeadAt, assert_resume_reproduces, trainable_snapshot
 
 LN3 = math.log(3.0)

@@ -2,7 +2,7 @@ from bisect import bisect_right
 
 import pytest
 
-from rewardmodels.response_tokens import (
+from rewardmodels.causal.response_tokens import (
     EncodedResponse,
     encode_response,
     join_steps,

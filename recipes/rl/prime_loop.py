@@ -46,13 +46,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from rewardmodels.answers import is_correct  # noqa: E402
+from rewardmodels.causal.logprobs import padded_batch, response_logprobs, response_positions  # noqa: E402
 from rewardmodels.implicit_prm.online import (  # noqa: E402
     PRIME_GRAD_CLIP,
     PRIME_REWARD_COEF,
     REWARD_NORMS,
     update_on_rollouts,
 )
-from rewardmodels.logprobs import padded_batch, response_logprobs, response_positions  # noqa: E402
 from rewardmodels.sampling import HFGenerator, SampleCache, Sampler, SamplingParams, math_prompt  # noqa: E402
 
 EPS = 1e-6

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rewardmodels.packing import PACKING_MODES
-from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
+from rewardmodels.training.reward_config import RewardConfigBase, output_dir_field
 
 
 @dataclass

@@ -6,12 +6,12 @@ import logging
 
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.trainer import BTTrainer
-from rewardmodels.config import DataArguments, ModelArguments
 from rewardmodels.data_builders.schema import drop_identical_token_pairs
 from rewardmodels.modeling import attn_implementation_of, load_tokenizer
 from rewardmodels.packing import make_pair_collator
 from rewardmodels.tokenization import resolve_chat_template, tokenize_pairs
-from rewardmodels.training import (
+from rewardmodels.training.arguments import DataArguments, ModelArguments
+from rewardmodels.training.run import (
     base_manifest,
     final_eval,
     group_by_source,

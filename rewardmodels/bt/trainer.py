@@ -9,7 +9,7 @@ from rewardmodels.losses import (
     tie_losses,
 )
 from rewardmodels.modeling import rewards_at
-from rewardmodels.trainer_base import RewardTrainerBase
+from rewardmodels.training.trainer_base import RewardTrainerBase
 
 
 class BTTrainer(RewardTrainerBase):

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from rewardmodels.packing import SEQUENCE_PACKING_MODES
 from rewardmodels.scorers.generative import DECISION_CHOICES
-from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
+from rewardmodels.training.reward_config import RewardConfigBase, output_dir_field
 
 
 @dataclass

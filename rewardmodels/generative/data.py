@@ -20,9 +20,9 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rewardmodels.logprobs import packed_batch, padded_batch, response_positions
+from rewardmodels.causal.logprobs import packed_batch, padded_batch, response_positions
+from rewardmodels.causal.response_tokens import tokens_before
 from rewardmodels.packing import PackUnit
-from rewardmodels.response_tokens import tokens_before
 from rewardmodels.sampling import render_prompt
 from rewardmodels.verification import VerificationFormat, verifier_prompt
 

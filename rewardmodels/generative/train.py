@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import logging
 
-from rewardmodels.config import DataArguments, ModelArguments
 from rewardmodels.generative.config import GenerativeConfig
 from rewardmodels.generative.data import CompletionCollator, chain_features
 from rewardmodels.generative.trainer import GenerativeSFTTrainer
-from rewardmodels.training import base_manifest, load_model, run_method
+from rewardmodels.training.arguments import DataArguments, ModelArguments
+from rewardmodels.training.causal_lm import (
+    CAUSAL_LM_HEAD,
+    causal_batching,
+    load_causal_lm,
+    load_causal_tokenizer,
+)
+from rewardmodels.training.run import base_manifest, run_method
 
 logger = logging.getLogger("rewardmodels")
-HEAD = "causal_lm"
 
 
 def load_chain_data(data_args: DataArguments, fmt, seed: int) -> tuple[list[dict], list[dict], dict]:
@@ -41,16 +46,11 @@ def load_chain_data(data_args: DataArguments, fmt, seed: int) -> tuple[list[dict
 
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: GenerativeConfig):
-    from rewardmodels.modeling import attn_implementation_of, load_tokenizer
-    from rewardmodels.packing import check_token_budget, packing_attention_for
     from rewardmodels.verification import load_format
 
     fmt = load_format(args.verification_format)
     train_rows, eval_rows, sources = load_chain_data(data_args, fmt, args.seed)
-    # The vocabulary stays as saved: an added pad row would be a token the LM head could predict.
-    tokenizer = load_tokenizer(
-        model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code, distinct_pad=False
-    )
+    tokenizer = load_causal_tokenizer(model_args)  # the vocabulary as saved
     train_set, report = chain_features(tokenizer, fmt, train_rows, data_args.max_length)
     logger.info("training chains: %s; sources %s", report, sources)
     if not train_set:
@@ -60,8 +60,8 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: Ge
         eval_set, eval_report = chain_features(tokenizer, fmt, eval_rows, data_args.max_length)
         logger.info("held-out chains: %s", eval_report)
         eval_set = eval_set or None
-    model = load_model(model_args, tokenizer, num_labels=1, seed=args.seed, head=HEAD)
-    manifest = base_manifest("generative", model_args, data_args, True, head=HEAD)
+    model = load_causal_lm(model_args, tokenizer, args.seed)
+    manifest = base_manifest("generative", model_args, data_args, True, head=CAUSAL_LM_HEAD)
     manifest.update(
         {
             "verification_format": fmt.to_dict(),
@@ -71,12 +71,16 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: Ge
             "packing": args.packing,
         }
     )
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    attention = packing_attention_for(attn_implementation_of(model))
-    if args.packing == "packed":
-        check_token_budget(args.packing_token_budget, data_args.max_length)
-        logger.info("batching: packed (attention via %s)", attention)
-    collator = CompletionCollator(pad, args.packing, attention, args.packing_token_budget)
+    batching = causal_batching(
+        model, tokenizer, args.packing == "packed", args.packing_token_budget, data_args.max_length
+    )
+    if batching.attention is None:
+        collator = CompletionCollator(batching.pad_token_id, args.packing)
+    else:
+        logger.info("batching: packed (attention via %s)", batching.attention)
+        collator = CompletionCollator(
+            batching.pad_token_id, args.packing, batching.attention, args.packing_token_budget
+        )
     return GenerativeSFTTrainer(
         model=model,
         args=args,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import torch
 
-from rewardmodels.logprobs import token_logprobs
-from rewardmodels.trainer_base import RewardTrainerBase
+from rewardmodels.causal.logprobs import token_logprobs
+from rewardmodels.training.trainer_base import RewardTrainerBase
 
 
 class GenerativeSFTTrainer(RewardTrainerBase):

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rewardmodels.implicit_rewards import (
-    DEFAULT_AGGREGATION,
-    DEFAULT_STEP_SCORES,
-    STEP_AGGREGATIONS,
-    STEP_SCORES,
-)
-from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
+from rewardmodels.causal.implicit_rewards import DEFAULT_AGGREGATION, DEFAULT_STEP_SCORES, STEP_SCORES
+from rewardmodels.steps import REWARD_AGGREGATIONS
+from rewardmodels.training.reward_config import RewardConfigBase, output_dir_field
 
 OBJECTIVES = ("ce", "dpo")
 # Single outcome sequences pack without padding; DPO pairs become shared-prompt trees. none: padded rows.
@@ -65,7 +61,7 @@ class ImplicitPRMConfig(RewardConfigBase):
     aggregation: str = field(
         default=DEFAULT_AGGREGATION,
         metadata={
-            "help": f"What the exported scorer's score() returns ({', '.join(STEP_AGGREGATIONS)}): min = the "
+            "help": f"What the exported scorer's score() returns ({', '.join(REWARD_AGGREGATIONS)}): min = the "
             "smallest step reward (default: the minimum over steps, the reference's best-of-N choice as "
             "issue 23 reports it); min_q = the smallest step value q_k; last = q at the final token = r(y); "
             "sum = the sum of step rewards. Written to the manifest; a scorer can override it when loaded."
@@ -101,7 +97,7 @@ class ImplicitPRMConfig(RewardConfigBase):
             {
                 "objective": OBJECTIVES,
                 "packing": IMPLICIT_PACKING_MODES,
-                "aggregation": STEP_AGGREGATIONS,
+                "aggregation": REWARD_AGGREGATIONS,
                 "step_scores": STEP_SCORES,
             }
         )

@@ -11,7 +11,7 @@ its response starts (`response_tokens.encode_response`, cut to the last max_leng
 Batch contract (`ImplicitPRMCollator`; features in order i = 0..n-1, sequence j of feature i in slot
 i * k + j):
 
-  input_ids, attention_mask / position_ids / packing keys   the model inputs (`rewardmodels.logprobs`)
+  input_ids, attention_mask / position_ids / packing keys   the model inputs (`rewardmodels.causal.logprobs`)
   logprob_positions   (m,) flat indices whose logits predict a response token, slot by slot
   logprob_targets     (m,) the token predicted at each
   logprob_counts      (n * k,) response tokens per slot
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import torch
 
-from rewardmodels.logprobs import LogprobBatch, packed_batch, padded_batch, response_positions
+from rewardmodels.causal.logprobs import LogprobBatch, packed_batch, padded_batch, response_positions
+from rewardmodels.causal.response_tokens import encode_response, keep_last_tokens
 from rewardmodels.packing import PackUnit
-from rewardmodels.response_tokens import encode_response, keep_last_tokens
 from rewardmodels.scorers.base import group_trees
 
 logger = logging.getLogger("rewardmodels")

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rewardmodels.logprobs import padded_batch, response_logprobs, response_positions, sum_logprobs
+from rewardmodels.causal.logprobs import padded_batch, response_logprobs, response_positions, sum_logprobs
 from rewardmodels.losses import implicit_ce_losses, implicit_rewards
 from rewardmodels.scorers.base import length_sorted_batches
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from rewardmodels.logprobs import LogprobBatch, response_logprobs, sum_logprobs
+from rewardmodels.causal.logprobs import LogprobBatch, response_logprobs, sum_logprobs
 
 ADAPTERS, MODEL, NONE = "adapters", "model", "none"
 

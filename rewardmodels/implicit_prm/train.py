@@ -6,36 +6,24 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rewardmodels.config import DataArguments, ModelArguments
-from rewardmodels.fingerprints import model_fingerprint
+from rewardmodels.causal.fingerprints import model_fingerprint
 from rewardmodels.implicit_prm.config import SAME_AS_BASE, ImplicitPRMConfig
 from rewardmodels.implicit_prm.data import PADDED, ImplicitPRMCollator, drop_identical_pairs, encode_rows
 from rewardmodels.implicit_prm.ref_cache import ReferenceLogprobCache, attach_reference_logps
 from rewardmodels.implicit_prm.reference import ADAPTERS, MODEL, NONE, Reference
 from rewardmodels.implicit_prm.trainer import ImplicitPRMTrainer
-from rewardmodels.logprobs import pad_id_within_vocab
-from rewardmodels.modeling import (
-    attn_implementation_of,
-    cache_root,
-    load_backbone,
-    load_tokenizer,
-    resolve_model_path,
-)
-from rewardmodels.packing import check_token_budget, packing_attention_for
+from rewardmodels.modeling import attn_implementation_of, cache_root, load_backbone, resolve_model_path
 from rewardmodels.tokenization import resolve_chat_template
-from rewardmodels.training import base_manifest, final_eval, load_model, load_train_eval_rows, run_method
+from rewardmodels.training.arguments import DataArguments, ModelArguments
+from rewardmodels.training.causal_lm import (
+    CAUSAL_LM_HEAD,
+    causal_batching,
+    load_causal_lm,
+    load_causal_tokenizer,
+)
+from rewardmodels.training.run import base_manifest, final_eval, load_train_eval_rows, run_method
 
 logger = logging.getLogger("rewardmodels")
-HEAD = "causal_lm"
-
-
-def load_causal_tokenizer(model_args: ModelArguments):
-    """The tokenizer as saved: a causal LM is read through its log-probs, which pool nowhere, so it needs no
-    distinct pad token, and an added token would put a row into the policy's softmax that the reference
-    lacks."""
-    return load_tokenizer(
-        model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code, distinct_pad=False
-    )
 
 
 def reference_name(model_args: ModelArguments, args: ImplicitPRMConfig) -> str | None:
@@ -53,7 +41,7 @@ def build_reference(model_args: ModelArguments, args: ImplicitPRMConfig, model) 
         return Reference(ADAPTERS, model)
     copy = load_backbone(
         reference_name(model_args, args),
-        HEAD,
+        CAUSAL_LM_HEAD,
         dtype=model_args.model_dtype,
         attn_implementation=model_args.attn_implementation,
         trust_remote_code=model_args.trust_remote_code,
@@ -67,12 +55,12 @@ def build_reference(model_args: ModelArguments, args: ImplicitPRMConfig, model) 
 
 
 def make_collator(args: ImplicitPRMConfig, data_args: DataArguments, model, tokenizer) -> ImplicitPRMCollator:
-    pad = pad_id_within_vocab(tokenizer, model)
-    if args.packing == "none":
-        return ImplicitPRMCollator(pad, PADDED)
-    check_token_budget(args.packing_token_budget, data_args.max_length)
-    attention = packing_attention_for(attn_implementation_of(model))
-    return ImplicitPRMCollator(pad, attention, args.packing_token_budget)
+    batching = causal_batching(
+        model, tokenizer, args.packing != "none", args.packing_token_budget, data_args.max_length
+    )
+    if batching.attention is None:
+        return ImplicitPRMCollator(batching.pad_token_id, PADDED)
+    return ImplicitPRMCollator(batching.pad_token_id, batching.attention, args.packing_token_budget)
 
 
 def tokenize(tokenizer, rows, args, data_args, use_template, what: str):
@@ -111,11 +99,11 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: Im
         if eval_rows
         else None
     )
-    model = load_model(model_args, tokenizer, num_labels=1, seed=args.seed, head=HEAD)
+    model = load_causal_lm(model_args, tokenizer, args.seed)
     reference = build_reference(model_args, args, model)
     collator = make_collator(args, data_args, model, tokenizer)
     fingerprint = None if args.reference_free else model_fingerprint(reference_name(model_args, args))
-    manifest = base_manifest("implicit_prm", model_args, data_args, use_template, head=HEAD)
+    manifest = base_manifest("implicit_prm", model_args, data_args, use_template, head=CAUSAL_LM_HEAD)
     ref = reference_name(model_args, args)
     manifest.update(
         {

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import torch
 
+from rewardmodels.causal.logprobs import response_logprobs, sum_logprobs
 from rewardmodels.implicit_prm.data import batch_logprob_parts
 from rewardmodels.implicit_prm.reference import Reference
-from rewardmodels.logprobs import response_logprobs, sum_logprobs
 from rewardmodels.losses import (
     bradley_terry_losses,
     implicit_ce_loss,
@@ -12,7 +12,7 @@ from rewardmodels.losses import (
     implicit_dpo_loss,
     implicit_rewards,
 )
-from rewardmodels.trainer_base import RewardTrainerBase
+from rewardmodels.training.trainer_base import RewardTrainerBase
 
 
 class ImplicitPRMTrainer(RewardTrainerBase):

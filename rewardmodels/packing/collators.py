@@ -253,5 +253,5 @@ def units_batch(
 ) -> dict:
     """The packed batch of units a caller built itself, exactly as the collators build theirs (the batch
     contract plus the layout ids the attention dispatch reads): for trees of any number of branches, such as a
-    group of responses to one prompt (`rewardmodels.logprobs`)."""
+    group of responses to one prompt (`rewardmodels.causal.logprobs`)."""
     return _PackerBase(pad_token_id, token_budget, attention)._batch(list(units))

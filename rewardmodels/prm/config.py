@@ -3,8 +3,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rewardmodels.packing import SEQUENCE_PACKING_MODES
-from rewardmodels.steps import AGGREGATIONS
-from rewardmodels.trainer_config import RewardConfigBase, output_dir_field
+from rewardmodels.steps import PROBABILITY_AGGREGATIONS
+from rewardmodels.training.reward_config import RewardConfigBase, output_dir_field
 
 LABEL_MODES = ("hard", "soft")
 LOSS_TYPES = ("auto", "ce", "bce")
@@ -60,7 +60,7 @@ class PRMConfig(RewardConfigBase):
     aggregation: str = field(
         default="min",
         metadata={
-            "help": f"How the exported scorer turns step probabilities into one score: {', '.join(AGGREGATIONS)}. "
+            "help": f"How the exported scorer turns step probabilities into one score: {', '.join(PROBABILITY_AGGREGATIONS)}. "
             "Written to the manifest; a scorer can override it when loaded."
         },
     )
@@ -88,7 +88,7 @@ class PRMConfig(RewardConfigBase):
                 "packing": PACKING_MODES,
                 "label_mode": LABEL_MODES,
                 "loss_type": LOSS_TYPES,
-                "aggregation": AGGREGATIONS,
+                "aggregation": PROBABILITY_AGGREGATIONS,
             }
         )
         if self.loss_type == "auto":

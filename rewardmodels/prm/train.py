@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from rewardmodels.collators import PaddedStepCollator
-from rewardmodels.config import DataArguments, ModelArguments
 from rewardmodels.errors import InputError
 from rewardmodels.prm.config import PRMConfig
 from rewardmodels.prm.trainer import PRMTrainer
@@ -15,7 +14,8 @@ from rewardmodels.tokenization import (
     separator_ids,
     tokenize_stepwise_rows,
 )
-from rewardmodels.training import (
+from rewardmodels.training.arguments import DataArguments, ModelArguments
+from rewardmodels.training.run import (
     base_manifest,
     load_model,
     load_train_eval_rows,

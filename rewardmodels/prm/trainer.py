@@ -5,7 +5,7 @@ import torch
 from rewardmodels.losses import token_bce_loss, token_ce_loss
 from rewardmodels.modeling import rewards_at
 from rewardmodels.steps import harmonic_mean, step_probabilities
-from rewardmodels.trainer_base import RewardTrainerBase
+from rewardmodels.training.trainer_base import RewardTrainerBase
 
 
 def first_error_index(values: list[float], threshold: float = 0.5) -> int:

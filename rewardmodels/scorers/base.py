@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rewardmodels.logprobs import LogprobBatch, packed_batch, padded_batch, response_positions
+from rewardmodels.causal.logprobs import LogprobBatch, packed_batch, padded_batch, response_positions
 from rewardmodels.modeling import (
     attn_implementation_of,
     load_backbone,

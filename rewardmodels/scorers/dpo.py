@@ -3,7 +3,7 @@
 A DPO-trained policy defines a reward model without a head: the summed log-probability ratio of the policy
 over its reference on the response tokens. Without a reference, reward-bench's DPO script offers three
 reference-free reductions of the policy's own per-token log-probs, and so does this scorer
-(`rewardmodels.logprobs.REDUCTIONS`, which states each formula):
+(`rewardmodels.causal.logprobs.REDUCTIONS`, which states each formula):
 
   sum   the summed log-prob of the response
   avg   the mean log-prob per response token (length-normalised)
@@ -12,8 +12,8 @@ reference-free reductions of the policy's own per-token log-probs, and so does t
 Every variant is multiplied by `beta`. beta > 0 never changes a ranking; it only puts the scores on the scale
 the policy was trained with. The default 1.0 gives reward-bench's unscaled numbers.
 
-Tokenization (where the response starts) is `rewardmodels.response_tokens`; log-probs and their float64
-reductions are `rewardmodels.logprobs`. The scorer follows the same API as SequenceScorer (encode once, then
+Tokenization (where the response starts) is `rewardmodels.causal.response_tokens`; log-probs and their float64
+reductions are `rewardmodels.causal.logprobs`. The scorer follows the same API as SequenceScorer (encode once, then
 score_ids in length-sorted batches, or score_groups_ids with each group's prompt run once).
 """
 
@@ -25,15 +25,15 @@ from pathlib import Path
 
 import torch
 
-from rewardmodels.logprobs import (
+from rewardmodels.causal.logprobs import (
     REDUCTIONS,
     LogprobBatch,
     pad_id_within_vocab,
     response_logprobs,
     sum_logprobs,
 )
+from rewardmodels.causal.response_tokens import EncodedResponse, encode_response, keep_last_tokens
 from rewardmodels.modeling import load_tokenizer, resolve_model_path
-from rewardmodels.response_tokens import EncodedResponse, encode_response, keep_last_tokens
 from rewardmodels.scorers.base import (
     count_cuts,
     group_response_values,

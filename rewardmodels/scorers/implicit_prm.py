@@ -1,8 +1,9 @@
 """Implicit PRM scorer: process rewards from a policy's log-ratio to its reference, with no step labels.
 
 Per response token t, w_t = beta * (log pi_theta(y_t|y_<t) - log pi_ref(y_t|y_<t))
-(`losses.implicit_token_rewards`); token values, step rewards and the per-response aggregations are in
-`rewardmodels.implicit_rewards`. This scorer gives:
+(`losses.implicit_token_rewards`); token values and step rewards are in `rewardmodels.causal.implicit_rewards`,
+the per-response aggregations (`REWARD_AGGREGATIONS`) and the step splitter in `rewardmodels.steps`. This
+scorer gives:
 
   score / score_ids / score_groups_ids   one value per response, by the aggregation: min (default) = the
                                           smallest step reward min_k r_k; min_q = the smallest step value
@@ -21,7 +22,7 @@ tuned on the same reading, do not depend on it; a fixed threshold on sigmoid_q d
 Step boundaries: `score_steps` joins the caller's steps with the manifest's `step_separator` and maps each
 step's end to tokens through the offsets of the one rendering that is scored
 (`response_tokens.encode_response`); `encode` (for score) splits a response at that separator
-(`implicit_rewards.split_points`). A step without tokens has no reward (NaN, left out of min and sum).
+(`steps.split_points`). A step without tokens has no reward (NaN, left out of min and sum).
 
 Truncation: score paths keep a response's last max_length tokens (as the DPO scorer does); score_steps keeps
 the first max_length tokens (a step is judged by what precedes it), and steps cut off come back as NaN.
@@ -39,20 +40,17 @@ from pathlib import Path
 
 import torch
 
-from rewardmodels.errors import InputError
-from rewardmodels.fingerprints import model_directory, model_fingerprint
-from rewardmodels.implicit_rewards import (
+from rewardmodels.causal.fingerprints import model_directory, model_fingerprint
+from rewardmodels.causal.implicit_rewards import (
     DEFAULT_AGGREGATION,
     DEFAULT_STEP_SCORES,
-    STEP_AGGREGATIONS,
     STEP_SCORES,
-    aggregate_steps,
-    split_points,
     step_rewards,
 )
-from rewardmodels.logprobs import LogprobBatch, pad_id_within_vocab, response_logprobs
+from rewardmodels.causal.logprobs import LogprobBatch, pad_id_within_vocab, response_logprobs
+from rewardmodels.causal.response_tokens import EncodedResponse, encode_response, join_steps, keep_last_tokens
+from rewardmodels.errors import InputError
 from rewardmodels.losses import implicit_token_rewards
-from rewardmodels.response_tokens import EncodedResponse, encode_response, join_steps, keep_last_tokens
 from rewardmodels.scorers.base import (
     MANIFEST_NAME,
     count_cuts,
@@ -60,6 +58,7 @@ from rewardmodels.scorers.base import (
     load_for_scoring,
     response_values,
 )
+from rewardmodels.steps import REWARD_AGGREGATIONS, aggregate_steps, check_aggregation, split_points
 
 
 class ImplicitPRMScorer:
@@ -80,8 +79,7 @@ class ImplicitPRMScorer:
         use_chat_template: bool | None = None,
         manifest: dict | None = None,
     ):
-        if aggregation not in STEP_AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {STEP_AGGREGATIONS}, got {aggregation!r}")
+        check_aggregation(aggregation, REWARD_AGGREGATIONS)
         if step_scores not in STEP_SCORES:
             raise ValueError(f"step_scores must be one of {STEP_SCORES}, got {step_scores!r}")
         if not float(beta) > 0:  # a non-positive coefficient would reverse or erase every ranking

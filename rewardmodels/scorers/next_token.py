@@ -75,8 +75,8 @@ def next_token_logprobs(
     how many texts were cut to max_length. Texts are right-padded `batch_size` at a time."""
     import torch
 
+    from rewardmodels.causal.logprobs import token_logprobs
     from rewardmodels.collators import pad_sequences
-    from rewardmodels.logprobs import token_logprobs
 
     rows, places, cut = [], [], 0
     for text, wanted in zip(texts, chars, strict=True):

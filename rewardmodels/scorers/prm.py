@@ -18,7 +18,13 @@ from rewardmodels.collators import PaddedStepCollator
 from rewardmodels.modeling import rewards_at
 from rewardmodels.scorers.base import length_sorted_batches, load_for_scoring
 from rewardmodels.scorers.reward_funcs import reward_function
-from rewardmodels.steps import AGGREGATIONS, aggregate, split_response, step_probabilities
+from rewardmodels.steps import (
+    PROBABILITY_AGGREGATIONS,
+    aggregate,
+    check_aggregation,
+    split_response,
+    step_probabilities,
+)
 from rewardmodels.tokenization import separator_ids, step_prompt_ids, tokenize_steps
 
 
@@ -49,8 +55,7 @@ class PRMScorer:
                 f"used {expected}; the scorer directory's tokenizer does not match its model"
             )
         self.aggregation = aggregation or manifest.get("aggregation", "min")
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        check_aggregation(self.aggregation, PROBABILITY_AGGREGATIONS)
         self.response_step_split = manifest.get("response_step_split") or "\n\n"
         self.collate = PaddedStepCollator(pad_token_id=tokenizer.pad_token_id)
         self.unscored_steps = 0  # steps beyond max_length, returned as NaN

@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rewardmodels.scorers.capabilities import NormalizesScores, ScoresSteps, SplitsResponses
-from rewardmodels.steps import AGGREGATIONS, aggregate, split_response
+from rewardmodels.steps import PROBABILITY_AGGREGATIONS, aggregate, check_aggregation, split_response
 
 Clip = tuple[float | None, float | None]
 
@@ -90,8 +90,7 @@ class RewardOptions:
         if self.normalize and not isinstance(scorer, NormalizesScores):
             raise ValueError(f"normalize: this {kind} scorer has no reward statistics to normalise with")
         if self.aggregation is not None:
-            if self.aggregation not in AGGREGATIONS:
-                raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+            check_aggregation(self.aggregation, PROBABILITY_AGGREGATIONS)
             if not (isinstance(scorer, ScoresSteps) and isinstance(scorer, SplitsResponses)):
                 raise ValueError(f"aggregation: this {kind} scorer does not score steps")
         if self.batch_size is not None and self.batch_size < 1:

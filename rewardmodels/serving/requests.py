@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from rewardmodels.steps import AGGREGATIONS
+from rewardmodels.steps import PROBABILITY_AGGREGATIONS
 
 
 class RequestError(ValueError):
@@ -42,7 +42,9 @@ def decode_body(raw: bytes) -> dict:
     except UnicodeDecodeError as e:
         raise RequestError(400, f"the body is not UTF-8: byte {e.start} ({e.reason})") from None
     except json.JSONDecodeError as e:
-        raise RequestError(400, f"the body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        raise RequestError(
+            400, f"the body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
     if not isinstance(body, dict):
         raise RequestError(400, f"the body must be a JSON object, got {json_type(body)}")
     return body
@@ -68,7 +70,8 @@ def items_of(body: dict, field: str, limits: Limits) -> list:
         raise RequestError(400, f"field {field!r} is empty; send at least one item")
     if len(value) > limits.max_items:
         raise RequestError(
-            413, f"field {field!r} has {len(value)} items; this server takes at most {limits.max_items} per request"
+            413,
+            f"field {field!r} has {len(value)} items; this server takes at most {limits.max_items} per request",
         )
     return value
 
@@ -88,7 +91,9 @@ def check_turns(value, where: str, limits: Limits):
     if isinstance(value, str):
         return check_text(value, where, limits)
     if not isinstance(value, list) or not value:
-        raise RequestError(400, f"{where} must be a string or a non-empty list of messages, got {json_type(value)}")
+        raise RequestError(
+            400, f"{where} must be a string or a non-empty list of messages, got {json_type(value)}"
+        )
     for j, message in enumerate(value):
         if not isinstance(message, dict):
             raise RequestError(400, f"{where}[{j}] must be a message object, got {json_type(message)}")
@@ -129,11 +134,14 @@ def parse_steps(body: dict, limits: Limits) -> tuple[list, list[list[str]], str 
     checked = []
     for i, solution in enumerate(steps):
         if not isinstance(solution, list) or not solution:
-            raise RequestError(400, f"steps[{i}] must be a non-empty list of strings, got {json_type(solution)}")
+            raise RequestError(
+                400, f"steps[{i}] must be a non-empty list of strings, got {json_type(solution)}"
+            )
         checked.append([check_text(s, f"steps[{i}][{j}]", limits) for j, s in enumerate(solution)])
     aggregation = body.get("aggregation")
-    if aggregation is not None and aggregation not in AGGREGATIONS:
-        raise RequestError(400, f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
+    if aggregation is not None and aggregation not in PROBABILITY_AGGREGATIONS:
+        allowed = ", ".join(PROBABILITY_AGGREGATIONS)
+        raise RequestError(400, f"aggregation must be one of {allowed}, got {aggregation!r}")
     return prompts, checked, aggregation
 
 

@@ -10,7 +10,6 @@ from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from rewardmodels.cli_common import setup_logging
-from rewardmodels.config import DataArguments, ModelArguments, parse_layered
 from rewardmodels.modeling import (
     HEAD_MODEL_CLASSES,
     LoraSettings,
@@ -18,6 +17,7 @@ from rewardmodels.modeling import (
     load_tokenizer,
     resolve_model_path,
 )
+from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
 
 logger = logging.getLogger("rewardmodels")
 
@@ -46,7 +46,9 @@ def load_train_eval_sources(
     column_map = data_args.column_map_dict()
     mixes = mixing.parse_mix(list(data_args.train_data))
     if data_args.eval_data and any(m.eval_rows is not None for m in mixes):
-        raise ValueError("--eval_data and an `eval=N` mixing option in --train_data both choose held-out rows: use one")
+        raise ValueError(
+            "--eval_data and an `eval=N` mixing option in --train_data both choose held-out rows: use one"
+        )
     fraction = 0.0 if data_args.eval_data else data_args.eval_fraction
     sources = []
     for position, mix in enumerate(mixes):
@@ -61,7 +63,9 @@ def load_train_eval_sources(
     held_out = [row for s in sources for row in s.held_out]
     names = [s.name for s in sources for _ in s.held_out]
     if data_args.eval_data:
-        held_out, eval_report = load_rows(data_args.eval_data, schema, column_map, drop, hard_labels=hard_labels)
+        held_out, eval_report = load_rows(
+            data_args.eval_data, schema, column_map, drop, hard_labels=hard_labels
+        )
         names = ["eval_data"] * len(held_out)
         logger.info("eval data: %s", eval_report)
     return train, held_out, names

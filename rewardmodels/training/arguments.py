@@ -76,7 +76,9 @@ class DataArguments:
     )
     eval_fraction: float = field(
         default=0.0,
-        metadata={"help": "Fraction of each training source held out for evaluation when --eval_data is not given and the source has no |eval=N."},
+        metadata={
+            "help": "Fraction of each training source held out for evaluation when --eval_data is not given and the source has no |eval=N."
+        },
     )
     column_map: str | None = field(
         default=None,

@@ -31,7 +31,7 @@ class RewardTrainerBase(Trainer):
     ):
         super().__init__(*args, **kwargs)
         self.training_manifest = training_manifest or {}
-        # Held-out features per training source: `training.final_eval` reports each beside the pooled figure.
+        # Held-out features per training source: `training.run.final_eval` reports each beside the pooled figure.
         self.held_out_by_source = held_out_by_source
         # Per metric, (sum, count) pairs: a logged value is weighted by how many samples each batch had, so
         # an uneven last eval batch (or one split unevenly across ranks) counts as much as it should.

@@ -8,7 +8,8 @@ With per-token rewards w_t = beta * (log pi_theta(y_t|y_<t) - log pi_ref(y_t|y_<
   step rewards   r_k = q_{b_k} - q_{b_{k-1}} = sum of w_t over step k's tokens [b_{k-1}, b_k), b_{-1} = 0
   step values    q at the end of step k = r_1 + ... + r_k
 
-and a response's score is one of (`STEP_AGGREGATIONS`; `DEFAULT_AGGREGATION` is min):
+and a response's score is one of (`steps.REWARD_AGGREGATIONS`, computed by `steps.aggregate_steps`;
+`DEFAULT_AGGREGATION` is min):
 
   min    min_k r_k: the response is as good as its worst step (the default: the minimum over steps is
          what the issue reads from the paper for best-of-N; the authors' best-of-N code is not in our
@@ -26,15 +27,12 @@ and reward = r_k.
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Sequence
 
 import torch
 
-from rewardmodels.logprobs import step_sums
+from rewardmodels.causal.logprobs import step_sums
 
-STEP_AGGREGATIONS = ("min", "min_q", "last", "sum")
 DEFAULT_AGGREGATION = "min"
 STEP_SCORES = ("sigmoid_q", "reward")
 DEFAULT_STEP_SCORES = "sigmoid_q"
@@ -55,48 +53,10 @@ def step_values(token_rewards: torch.Tensor, boundaries: Sequence[int]) -> torch
     return step_rewards(token_rewards, boundaries).cumsum(0)
 
 
-def aggregate_steps(rewards: Sequence[float], outcome: float, how: str) -> float:
-    """One score from step rewards r_1..r_K (NaN entries, steps that could not be scored, left out: they add
-    nothing to q) and the outcome reward q_T: `last` -> q_T, `min` -> min_k r_k, `min_q` -> min_k q_k with
-    q_k = r_1 + ... + r_k, `sum` -> sum_k r_k; NaN when no step is scored (all but last)."""
-    if how not in STEP_AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {STEP_AGGREGATIONS}, got {how!r}")
-    if how == "last":
-        return float(outcome)
-    values = [float(r) for r in rewards if not math.isnan(r)]
-    if not values:
-        return float("nan")
-    if how == "min_q":
-        return min(itertools.accumulate(values))
-    return min(values) if how == "min" else math.fsum(values)
-
-
-def split_points(response: str, split: str) -> list[int]:
-    """Where each step of `response` ends, as character offsets: just after every occurrence of `split`
-    (the split belongs to the step it ends), and the end of the text. Text between two adjacent splits, or
-    blank text, is no step of its own: its characters join the step after it."""
-    if not split:
-        raise ValueError("the step split must be a non-empty string")
-    ends, at = [], 0
-    while (found := response.find(split, at)) >= 0:
-        end = found + len(split)
-        if response[at:found].strip():
-            ends.append(end)
-        at = end
-    if response[at:].strip() or not ends:
-        ends.append(len(response))
-    else:
-        ends[-1] = len(response)  # trailing splits and blanks belong to the last step
-    return ends
-
-
 __all__ = [
     "DEFAULT_AGGREGATION",
     "DEFAULT_STEP_SCORES",
-    "STEP_AGGREGATIONS",
     "STEP_SCORES",
-    "aggregate_steps",
-    "split_points",
     "step_rewards",
     "step_values",
     "token_values",

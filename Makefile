@@ -20,4 +20,5 @@ test: $(BIN)/rewardmodels
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/rewardmodels
-	$(BIN)/ruff check rewardmodels data_builders eval tests benchmarks
+	$(BIN)/ruff check rewardmodels data_builders eval tests benchmarks recipes
+	$(BIN)/ruff format --check rewardmodels data_builders eval tests benchmarks recipes

@@ -131,13 +131,20 @@ def main(argv: list[str] | None = None) -> int:
     from rewardmodels.training.run import load_model
 
     model_args, data_args, bt_args = parse_layered(
-        (ModelArguments, DataArguments, BTConfig), ["--config", args.recipe, "--report_to", "none", "--eval_strategy", "no"]
+        (ModelArguments, DataArguments, BTConfig),
+        ["--config", args.recipe, "--report_to", "none", "--eval_strategy", "no"],
     )
     pairs = args.pairs or bt_args.per_device_train_batch_size
     max_length = args.max_length or data_args.max_length
     shape = argparse.Namespace(
-        data=args.data, model=model_args.model_name_or_path, seed=args.seed, warmup=0, steps=1, batch=pairs,
-        profile=False, max_length=max_length,
+        data=args.data,
+        model=model_args.model_name_or_path,
+        seed=args.seed,
+        warmup=0,
+        steps=1,
+        batch=pairs,
+        profile=False,
+        max_length=max_length,
     )
     features = prepare_features(shape)
     tokenizer = load_tokenizer(model_args.model_name_or_path)
@@ -180,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for label, nbytes in rows:
         print(f"{label:<44} {nbytes / MIB:>9.1f}")
-    print("\nresident memory (MiB): " + ", ".join(
-        f"{k} {v['VmRSS']:.0f} (peak {v['VmHWM']:.0f})" for k, v in status.items()
-    ))
+    print(
+        "\nresident memory (MiB): "
+        + ", ".join(f"{k} {v['VmRSS']:.0f} (peak {v['VmHWM']:.0f})" for k, v in status.items())
+    )
     print(f"peak growth over the step: {status['backward']['VmHWM'] - status['loaded']['VmRSS']:.0f} MiB")
 
     def table(title: str, rows_, top: int):
@@ -191,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {nbytes / MIB:>9.1f} {100 * nbytes / max(saved, 1):>5.1f}% {count:>8}  {label}")
         rest = rows_[top:]
         if rest:
-            print(f"  {sum(r[1] for r in rest) / MIB:>9.1f} {'':>6} {sum(r[2] for r in rest):>8}  ({len(rest)} more)")
+            print(
+                f"  {sum(r[1] for r in rest) / MIB:>9.1f} {'':>6} {sum(r[2] for r in rest):>8}  ({len(rest)} more)"
+            )
 
     kinds = ledger.by(lambda w, s, d: re.sub(r"layers\.N\.", "", module_kind(w, s, d)))
     table("saved activations by module (all layers together):", kinds, args.top)

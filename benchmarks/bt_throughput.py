@@ -97,7 +97,12 @@ def recipe_flags(path: str) -> list[str]:
     flags += ["--gradient-checkpointing", "true" if train.gradient_checkpointing else "false"]
     if model.use_lora:
         flags += ["--lora", "--lora-r", str(model.lora_r), "--lora-alpha", str(model.lora_alpha)]
-        flags += ["--lora-dropout", str(model.lora_dropout), "--lora-targets", ",".join(model.lora_target_modules)]
+        flags += [
+            "--lora-dropout",
+            str(model.lora_dropout),
+            "--lora-targets",
+            ",".join(model.lora_target_modules),
+        ]
     return flags
 
 

@@ -37,7 +37,9 @@ def main(argv=None) -> int:
         total[name] += 1
     for name in total:
         print(f"{name}: {right[name]}/{total[name]} = {right[name] / total[name]:.3f}")
-    print(f"pooled: {sum(right.values())}/{sum(total.values())} = {sum(right.values()) / sum(total.values()):.3f}")
+    print(
+        f"pooled: {sum(right.values())}/{sum(total.values())} = {sum(right.values()) / sum(total.values()):.3f}"
+    )
     return 0
 
 

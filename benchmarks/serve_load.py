@@ -198,7 +198,10 @@ def run_mode(scorer, settings, requests, args) -> dict:
         for request in requests[: args.warmup]:  # untimed: first forwards allocate
             post(url, request.body, args.client_timeout)
         results, wall, stopped = run_load(
-            lambda i: post(url, requests[i].body, args.client_timeout), len(requests), args.concurrency, args.time_cap
+            lambda i: post(url, requests[i].body, args.client_timeout),
+            len(requests),
+            args.concurrency,
+            args.time_cap,
         )
         metrics = service.metrics.snapshot(service.batcher.depth())
     summary = summarize(requests, results, wall, args.tolerance)
@@ -207,23 +210,36 @@ def run_mode(scorer, settings, requests, args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("scorer", help="A scorer directory whose scorer encodes rendered text (BT).")
     parser.add_argument("--requests", type=int, default=400, help="Requests per mode, bad ones included.")
     parser.add_argument("--concurrency", type=int, default=16, help="Client threads.")
-    parser.add_argument("--time-cap", type=float, default=120.0, help="Seconds per mode after which none is sent.")
-    parser.add_argument("--bad-every", type=int, default=10, help="Every k-th request is a bad body (0: none).")
+    parser.add_argument(
+        "--time-cap", type=float, default=120.0, help="Seconds per mode after which none is sent."
+    )
+    parser.add_argument(
+        "--bad-every", type=int, default=10, help="Every k-th request is a bad body (0: none)."
+    )
     parser.add_argument("--distinct", type=int, default=64, help="Distinct good texts, cycled.")
     parser.add_argument("--max-batch-size", type=int, default=16, help="Batched mode: sequences per forward.")
-    parser.add_argument("--batch-window-ms", type=float, default=5.0, help="Batched mode: the batching window.")
+    parser.add_argument(
+        "--batch-window-ms", type=float, default=5.0, help="Batched mode: the batching window."
+    )
     parser.add_argument("--warmup", type=int, default=8, help="Untimed requests before each mode.")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="Largest |reward - expected| accepted.")
-    parser.add_argument("--client-timeout", type=float, default=180.0, help="Seconds a client waits (OpenRLHF: 180).")
+    parser.add_argument(
+        "--client-timeout", type=float, default=180.0, help="Seconds a client waits (OpenRLHF: 180)."
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, ...")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the synthetic problems.")
     parser.add_argument("--out", default=None, help="Also write the figures to this JSON file.")
     parser.add_argument(
-        "--ceiling-seconds", type=float, default=3.0, help="Seconds per forward size of the bare-model measurement."
+        "--ceiling-seconds",
+        type=float,
+        default=3.0,
+        help="Seconds per forward size of the bare-model measurement.",
     )
     args = parser.parse_args(argv)
 
@@ -236,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     good = good_texts(scorer, args.distinct, args.seed)
     requests = mix_requests(good, args.requests, args.bad_every)
     modes = {
-        "batched": ServerSettings(max_batch_size=args.max_batch_size, batch_window_s=args.batch_window_ms / 1000),
+        "batched": ServerSettings(
+            max_batch_size=args.max_batch_size, batch_window_s=args.batch_window_ms / 1000
+        ),
         "unbatched": ServerSettings(max_batch_size=1, batch_window_s=0.0),
     }
     print(f"# {args.scorer}: {len(requests)} requests per mode ({sum(r.expected is None for r in requests)} bad), "

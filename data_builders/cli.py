@@ -27,7 +27,12 @@ GENERATORS = {
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", required=True, help="JSONL file to write (atomically).")
-    p.add_argument("--invalid-rows", choices=["error", "drop"], default="error", help="Stop on the first bad rows, or drop and count them.")
+    p.add_argument(
+        "--invalid-rows",
+        choices=["error", "drop"],
+        default="error",
+        help="Stop on the first bad rows, or drop and count them.",
+    )
     p.add_argument("--max-rows", type=int, default=None, help="Keep at most this many rows.")
 
 
@@ -41,14 +46,24 @@ def make_parser() -> argparse.ArgumentParser:
         p.set_defaults(spec_prefix=name, schema=schema)
         _common(p)
     p = sub.add_parser("synthetic", help="The embedded default task (seeded arithmetic with known slips).")
-    p.add_argument("--schema", choices=sorted(SYNTHETIC_ROWS), default="preference", help="Which rows to generate.")
+    p.add_argument(
+        "--schema", choices=sorted(SYNTHETIC_ROWS), default="preference", help="Which rows to generate."
+    )
     p.add_argument("--n", type=int, default=2000, help="Number of rows.")
-    p.add_argument("--seed", type=int, default=0, help="Seed; different seeds give disjoint draws for held-out sets.")
+    p.add_argument(
+        "--seed", type=int, default=0, help="Seed; different seeds give disjoint draws for held-out sets."
+    )
     _common(p)
-    p = sub.add_parser("generic", help="Canonical rows from .jsonl/.json/.parquet, a save_to_disk dir or hf:ID[:SPLIT].")
+    p = sub.add_parser(
+        "generic", help="Canonical rows from .jsonl/.json/.parquet, a save_to_disk dir or hf:ID[:SPLIT]."
+    )
     p.add_argument("input", help="File, directory, or hf:DATASET_ID[:SPLIT].")
     p.add_argument("--schema", default="preference", help="Row schema to validate against.")
-    p.add_argument("--column-map", default=None, help='JSON object renaming source columns, e.g. \'{"question": "prompt"}\'.')
+    p.add_argument(
+        "--column-map",
+        default=None,
+        help='JSON object renaming source columns, e.g. \'{"question": "prompt"}\'.',
+    )
     _common(p)
     for name, module in GENERATORS.items():
         summary = module.__doc__.strip().splitlines()[0]
@@ -68,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         spec, schema = args.input, args.schema
     else:
         spec, schema = f"{args.spec_prefix}:{args.input}", args.schema
-    rows, report = load_rows(spec, schema, column_map, drop_invalid=args.invalid_rows == "drop", max_rows=args.max_rows)
+    rows, report = load_rows(
+        spec, schema, column_map, drop_invalid=args.invalid_rows == "drop", max_rows=args.max_rows
+    )
     n = write_jsonl(args.output, rows)
     print(f"{args.builder}: {report}; wrote {n} {schema} rows to {args.output}")
     return 0

@@ -17,6 +17,7 @@ sample`).
     rewardmodels build mc-labels --generator smollm2-135m \\
         --problems ../shared/data/math500.jsonl --limit 3 --rollouts 4 --output mc_rows.jsonl
 """
+
 from __future__ import annotations
 
 import argparse

@@ -84,7 +84,9 @@ def parse_mix_spec(text: str) -> MixSpec:
     except ValueError as e:
         raise InputError(None, None, "train_data", f"bad mixing option in {text!r}: {e}") from None
     if (eval_rows is not None and eval_rows < 0) or (max_rows is not None and max_rows < 1) or weight <= 0:
-        raise InputError(None, None, "train_data", f"in {text!r}: eval >= 0, rows >= 1 and weight > 0 are required")
+        raise InputError(
+            None, None, "train_data", f"in {text!r}: eval >= 0, rows >= 1 and weight > 0 are required"
+        )
     return MixSpec(spec, values.get("name") or default_name(spec), eval_rows, max_rows, weight)
 
 
@@ -137,5 +139,7 @@ def summary(sources: list[MixedSource]) -> str:
     """One line per source for the log: rows read, held out, distinct training rows, rows per epoch."""
     lines = [f"{'source':<16} {'read':>7} {'held out':>9} {'distinct':>9} {'per epoch':>10}"]
     for s in sources:
-        lines.append(f"{s.name:<16} {s.read:>7} {len(s.held_out):>9} {s.distinct_train:>9} {len(s.train):>10}")
+        lines.append(
+            f"{s.name:<16} {s.read:>7} {len(s.held_out):>9} {s.distinct_train:>9} {len(s.train):>10}"
+        )
     return "\n".join(lines)

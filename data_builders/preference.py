@@ -62,7 +62,9 @@ def _sharegpt_message(turn: dict, where: Location, field: str) -> dict:
     role = _SHAREGPT_ROLES.get(turn.get("from", "")) if isinstance(turn, dict) else None
     if role is None or not isinstance(turn.get("value"), str):
         raise InputError.at(
-            where, field, f"expected {{from, value}} with from in {sorted(_SHAREGPT_ROLES)}, got {turn!r:.120}"
+            where,
+            field,
+            f"expected {{from, value}} with from in {sorted(_SHAREGPT_ROLES)}, got {turn!r:.120}",
         )
     return {"role": role, "content": turn["value"]}
 

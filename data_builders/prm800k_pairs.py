@@ -220,7 +220,9 @@ def prm800k_solutions(path: str, neutral: str = "positive") -> tuple[list[dict],
     """The parquet's reassembled solutions (`stepwise.build_prm800k_stepwise`, alternatives included), each
     last step followed by the final answer it states; plus the reassembly's skip counts."""
     records = read_rows(path)
-    solutions, skipped = stepwise.build_prm800k_stepwise(path, neutral=neutral, alternatives=True, records=records)
+    solutions, skipped = stepwise.build_prm800k_stepwise(
+        path, neutral=neutral, alternatives=True, records=records
+    )
     answers = stated_answers(records)
     solutions = [
         with_location(

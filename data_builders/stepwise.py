@@ -363,11 +363,11 @@ def build_processbench(path: str, after_error: str = "drop") -> tuple[list[dict]
         rows.append(
             with_location(
                 {
-                "prompt": raw["problem"],
-                "completions": list(raw["steps"][: len(labels)]),
-                "labels": labels,
-                "id": str(raw.get("id", i)),
-                "first_error": raw["label"],
+                    "prompt": raw["problem"],
+                    "completions": list(raw["steps"][: len(labels)]),
+                    "labels": labels,
+                    "id": str(raw.get("id", i)),
+                    "first_error": raw["label"],
                 },
                 where,
             )

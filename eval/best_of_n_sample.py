@@ -28,7 +28,9 @@ def problem_row_errors(raw, i: int) -> list[RowError]:
         return [RowError(i, "<row>", "wrong type", f"expected an object, got {type(raw).__name__}")]
     errors = []
     if problem_text(raw) is None:
-        errors.append(RowError(i, "problem", "missing field", "a 'problem' (or 'prompt' / 'question') string"))
+        errors.append(
+            RowError(i, "problem", "missing field", "a 'problem' (or 'prompt' / 'question') string")
+        )
     if "answer" not in raw:
         errors.append(RowError(i, "answer", "missing field", "required"))
     return errors

@@ -65,7 +65,10 @@ def _first_unscored(scores: Sequence[float]) -> int:
 
 
 def f1_curve(
-    step_scores: Sequence[Sequence[float]], labels: Sequence[int], thresholds: np.ndarray, unscored: str = "miss"
+    step_scores: Sequence[Sequence[float]],
+    labels: Sequence[int],
+    thresholds: np.ndarray,
+    unscored: str = "miss",
 ):
     """acc_erroneous, acc_correct and F1 at every threshold at once.
 

@@ -18,7 +18,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        shown = action.default is not None and action.default is not False and action.default != argparse.SUPPRESS
+        shown = (
+            action.default is not None and action.default is not False and action.default != argparse.SUPPRESS
+        )
         if shown and action.option_strings and "default" not in text.lower():
             text += " (default: %(default)s)"
         return text

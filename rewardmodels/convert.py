@@ -12,9 +12,17 @@ from rewardmodels.cli_common import ArgumentParser, HelpFormatter
 def main(argv: list[str] | None = None) -> int:
     from rewardmodels.modeling import EMBEDDED_ALIAS, convert_gguf, resolve_model_path
 
-    parser = ArgumentParser(prog="rewardmodels convert-gguf", description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("source", nargs="?", default=EMBEDDED_ALIAS, help=f"A .gguf file, or '{EMBEDDED_ALIAS}' (default).")
-    parser.add_argument("--output", default=None, help="Directory to write (default: the cache, $REWARDMODELS_CACHE or ~/.cache/rewardmodels).")
+    parser = ArgumentParser(
+        prog="rewardmodels convert-gguf", description=__doc__, formatter_class=HelpFormatter
+    )
+    parser.add_argument(
+        "source", nargs="?", default=EMBEDDED_ALIAS, help=f"A .gguf file, or '{EMBEDDED_ALIAS}' (default)."
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="Directory to write (default: the cache, $REWARDMODELS_CACHE or ~/.cache/rewardmodels).",
+    )
     args = parser.parse_args(argv)
     path = convert_gguf(args.source, args.output) if args.output else resolve_model_path(args.source)
     print(path)

@@ -55,13 +55,18 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging()
     model_args, data_args, args = parse_layered(
-        (ModelArguments, DataArguments, BTConfig), recipe_argv(DEMO_RECIPE) + list(argv or []),
-        prog="rewardmodels demo", description=__doc__,
+        (ModelArguments, DataArguments, BTConfig),
+        recipe_argv(DEMO_RECIPE) + list(argv or []),
+        prog="rewardmodels demo",
+        description=__doc__,
     )
     started = time.time()
     trainer = build_trainer(model_args, data_args, args)
     before = trainer.evaluate()["eval_accuracy"]
-    print(f"\nheld-out pair accuracy before training: {before:.3f} ({len(trainer.eval_dataset)} pairs)\n", flush=True)
+    print(
+        f"\nheld-out pair accuracy before training: {before:.3f} ({len(trainer.eval_dataset)} pairs)\n",
+        flush=True,
+    )
     results: dict = {}
     train_and_save(trainer, args, finalize=lambda t: results.update(final_eval(t)))
     scorer_dir = Path(args.output_dir) / "scorer"

@@ -117,7 +117,9 @@ def export_scorer(
 ) -> Path:
     checkpoint, output_dir = Path(checkpoint), Path(output_dir)
     if output_dir.exists() and not overwrite:
-        raise OutputExistsError(output_dir, None, None, "exists already", hint="Pass --overwrite to replace it.")
+        raise OutputExistsError(
+            output_dir, None, None, "exists already", hint="Pass --overwrite to replace it."
+        )
     manifest = find_training_manifest(checkpoint)
     model, tokenizer = load_trained_model(checkpoint, manifest, num_labels=int(manifest.get("num_labels", 1)))
     output_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -138,9 +140,7 @@ def export_scorer(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(
-        prog="rewardmodels export", description=__doc__, formatter_class=HelpFormatter
-    )
+    parser = ArgumentParser(prog="rewardmodels export", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument(
         "checkpoint", help="A `rewardmodels train` output_dir or one of its checkpoint-N folders."
     )

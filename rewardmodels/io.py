@@ -52,7 +52,9 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
             raise InputError(path, None, None, f"not a readable parquet file ({e})") from None
         return [with_location(row, Location(str(path), i, ROW)) for i, row in enumerate(rows, 1)]
     if not name.endswith((".jsonl", ".json")):
-        raise InputError(path, None, None, "unsupported file type (use .jsonl, .json or .parquet, optionally .gz)")
+        raise InputError(
+            path, None, None, "unsupported file type (use .jsonl, .json or .parquet, optionally .gz)"
+        )
     data = _read_bytes(path)
     if name.endswith(".jsonl"):
         rows = []

@@ -14,20 +14,40 @@ from rewardmodels.io import read_rows, write_jsonl
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="rewardmodels score", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("scorer", help="Scorer directory written by `rewardmodels export`.")
-    parser.add_argument("--input", "-i", required=True, help="Rows in .jsonl/.json/.parquet with a prompt and a response field.")
-    parser.add_argument("--output", "-o", required=True, help="JSONL to write: each input row plus a `score` field (written atomically).")
-    parser.add_argument("--prompt-field", default="prompt", help="Column holding the prompt (string or chat messages).")
-    parser.add_argument("--response-field", default="response", help="Column holding the response (string or chat messages).")
+    parser.add_argument(
+        "--input",
+        "-i",
+        required=True,
+        help="Rows in .jsonl/.json/.parquet with a prompt and a response field.",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        help="JSONL to write: each input row plus a `score` field (written atomically).",
+    )
+    parser.add_argument(
+        "--prompt-field", default="prompt", help="Column holding the prompt (string or chat messages)."
+    )
+    parser.add_argument(
+        "--response-field", default="response", help="Column holding the response (string or chat messages)."
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="Sequences per forward pass.")
     parser.add_argument("--chunk-size", type=int, default=256, help="Rows scored per progress-bar update.")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
-    parser.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 on CPU).")
-    parser.add_argument("--normalize", action="store_true", help="Standardise scores with the manifest's reward mean and std.")
+    parser.add_argument(
+        "--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 on CPU)."
+    )
+    parser.add_argument(
+        "--normalize", action="store_true", help="Standardise scores with the manifest's reward mean and std."
+    )
     args = parser.parse_args(argv)
 
     # Every row's fields are checked (and an empty file refused) before the scorer loads.
     checks = scoring_row_errors(args.prompt_field, args.response_field)
-    rows, _ = validate_rows(read_rows(args.input), checks, source=args.input, hint="See --prompt-field/--response-field.")
+    rows, _ = validate_rows(
+        read_rows(args.input), checks, source=args.input, hint="See --prompt-field/--response-field."
+    )
     from rewardmodels.scorers import load_scorer
     from rewardmodels.scorers.capabilities import NormalizesScores, ReportsTruncation
 
@@ -39,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     with tqdm(total=len(rows), desc="scoring", unit="row") as bar:
         for start in range(0, len(rows), args.chunk_size):
             chunk = rows[start : start + args.chunk_size]
-            values = scorer.score([r[args.prompt_field] for r in chunk], [r[args.response_field] for r in chunk], args.batch_size)
+            values = scorer.score(
+                [r[args.prompt_field] for r in chunk],
+                [r[args.response_field] for r in chunk],
+                args.batch_size,
+            )
             scores += scorer.normalize(values) if args.normalize else values
             if truncated is not None:
                 truncated += sum(scorer.last_truncated)

@@ -35,7 +35,9 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="rewardmodels serve", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("scorer", help="Scorer directory written by `rewardmodels export`.")
     net = parser.add_argument_group("network and access")
-    net.add_argument("--host", default="127.0.0.1", help="Address to bind; anything but loopback needs a token.")
+    net.add_argument(
+        "--host", default="127.0.0.1", help="Address to bind; anything but loopback needs a token."
+    )
     net.add_argument("--port", type=int, default=5000, help="Port to bind.")
     net.add_argument(
         "--token-env", default=TOKEN_ENV, help="Environment variable holding the bearer token (if set)."
@@ -67,14 +69,23 @@ def build_parser() -> ArgumentParser:
         help="How long the worker waits for more requests before a forward (0: never waits).",
     )
     batching.add_argument(
-        "--max-queue", type=int, default=1024, help="Sequences waiting; beyond it requests get 503 + Retry-After."
+        "--max-queue",
+        type=int,
+        default=1024,
+        help="Sequences waiting; beyond it requests get 503 + Retry-After.",
     )
     batching.add_argument(
         "--request-timeout", type=float, default=60.0, help="Seconds from arrival to answer before a 504."
     )
-    batching.add_argument("--max-body-bytes", type=int, default=8 * 2**20, help="Largest request body (413 above).")
-    batching.add_argument("--max-request-items", type=int, default=256, help="Sequences per request (413 above).")
-    batching.add_argument("--max-text-chars", type=int, default=100_000, help="Characters per text (413 above).")
+    batching.add_argument(
+        "--max-body-bytes", type=int, default=8 * 2**20, help="Largest request body (413 above)."
+    )
+    batching.add_argument(
+        "--max-request-items", type=int, default=256, help="Sequences per request (413 above)."
+    )
+    batching.add_argument(
+        "--max-text-chars", type=int, default=100_000, help="Characters per text (413 above)."
+    )
     batching.add_argument(
         "--on-overlong",
         choices=("truncate", "refuse"),
@@ -83,13 +94,20 @@ def build_parser() -> ArgumentParser:
     )
     rewards = parser.add_argument_group("rewards")
     rewards.add_argument(
-        "--normalize", action="store_true", help="Standardise rewards with the manifest's reward mean and std."
+        "--normalize",
+        action="store_true",
+        help="Standardise rewards with the manifest's reward mean and std.",
     )
     rewards.add_argument(
-        "--clip", default=None, help="Clip rewards (after --normalize): C for [-C, C], or LO,HI (either may be empty)."
+        "--clip",
+        default=None,
+        help="Clip rewards (after --normalize): C for [-C, C], or LO,HI (either may be empty).",
     )
     rewards.add_argument(
-        "--aggregation", choices=PROBABILITY_AGGREGATIONS, default=None, help="Step scorers: aggregate steps with this rule."
+        "--aggregation",
+        choices=PROBABILITY_AGGREGATIONS,
+        default=None,
+        help="Step scorers: aggregate steps with this rule.",
     )
     rewards.add_argument(
         "--openrlhf-scores",
@@ -121,7 +139,9 @@ def settings_from(args, token: str | None) -> ServerSettings:
         max_body_bytes=args.max_body_bytes,
         limits=Limits(max_items=args.max_request_items, max_text_chars=args.max_text_chars),
         refuse_overlong=args.on_overlong == "refuse",
-        options=RewardOptions(normalize=args.normalize, clip=clip_flag(args.clip), aggregation=args.aggregation),
+        options=RewardOptions(
+            normalize=args.normalize, clip=clip_flag(args.clip), aggregation=args.aggregation
+        ),
         openrlhf_scores=args.openrlhf_scores,
         token=token,
     )

@@ -50,9 +50,28 @@ def tiny_scorer(tiny_llama, tmp_path_factory) -> Path:
     from rewardmodels.export import export_scorer
 
     root = tmp_path_factory.mktemp("tiny-scorer")
-    train_main([
-        "--model_name_or_path", str(tiny_llama), "--train_data", "synthetic:n=16,seed=0",
-        "--eval_data", "synthetic:n=8,seed=1", "--output_dir", str(root / "run"), "--max_steps", "1", "--per_device_train_batch_size", "4",
-        "--save_strategy", "no", "--max_length", "128", "--use_chat_template", "always", "--learning_rate", "1e-2",
-    ])
+    train_main(
+        [
+            "--model_name_or_path",
+            str(tiny_llama),
+            "--train_data",
+            "synthetic:n=16,seed=0",
+            "--eval_data",
+            "synthetic:n=8,seed=1",
+            "--output_dir",
+            str(root / "run"),
+            "--max_steps",
+            "1",
+            "--per_device_train_batch_size",
+            "4",
+            "--save_strategy",
+            "no",
+            "--max_length",
+            "128",
+            "--use_chat_template",
+            "always",
+            "--learning_rate",
+            "1e-2",
+        ]
+    )
     return export_scorer(root / "run", root / "scorer")

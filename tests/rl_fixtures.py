@@ -71,7 +71,9 @@ class StepScorer:
     response_step_split = "\n\n"
 
     def score_steps(self, prompts, steps, batch_size: int = 16) -> list[list[float]]:
-        return [[math.nan if "CUT" in s else 1.0 / (1 + len(s.split())) for s in solution] for solution in steps]
+        return [
+            [math.nan if "CUT" in s else 1.0 / (1 + len(s.split())) for s in solution] for solution in steps
+        ]
 
     def score(self, prompts, responses, batch_size: int = 16) -> list[float]:
         from rewardmodels.steps import aggregate, split_response

@@ -23,15 +23,24 @@ def parse(model_dir: Path, out_dir: Path, *extra: str):
     return parse_layered(
         (ModelArguments, DataArguments, BTConfig),
         [
-            "--model_name_or_path", str(model_dir),
-            "--train_data", "synthetic:n=48,seed=0",
-            "--output_dir", str(out_dir),
-            "--max_steps", "3",
-            "--per_device_train_batch_size", "4",
-            "--learning_rate", "1e-2",
-            "--logging_steps", "1",
-            "--save_strategy", "no",
-            "--max_length", "128",
+            "--model_name_or_path",
+            str(model_dir),
+            "--train_data",
+            "synthetic:n=48,seed=0",
+            "--output_dir",
+            str(out_dir),
+            "--max_steps",
+            "3",
+            "--per_device_train_batch_size",
+            "4",
+            "--learning_rate",
+            "1e-2",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--max_length",
+            "128",
             *extra,
         ],
     )
@@ -58,11 +67,28 @@ def test_every_trainable_parameter_changes(arch, use_lora, request, tmp_path):
 
 def test_cli_trains_logs_metrics_and_saves_head_with_adapter(tiny_llama, tmp_path):
     out = tmp_path / "run"
-    rc = train_main([
-        "--model_name_or_path", str(tiny_llama), "--train_data", "synthetic:n=32,seed=0",
-        "--eval_data", "synthetic:n=8,seed=1", "--output_dir", str(out), "--max_steps", "2",
-        "--per_device_train_batch_size", "4", "--logging_steps", "1", "--save_steps", "1", "--max_length", "128",
-    ])
+    rc = train_main(
+        [
+            "--model_name_or_path",
+            str(tiny_llama),
+            "--train_data",
+            "synthetic:n=32,seed=0",
+            "--eval_data",
+            "synthetic:n=8,seed=1",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "2",
+            "--per_device_train_batch_size",
+            "4",
+            "--logging_steps",
+            "1",
+            "--save_steps",
+            "1",
+            "--max_length",
+            "128",
+        ]
+    )
     assert rc == 0
     from safetensors.torch import load_file
 
@@ -85,7 +111,9 @@ def test_resume_reproduces_an_uninterrupted_run(tiny_llama, tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_llama, tmp_path):
-    trainer = build_trainer(*parse(tiny_llama, tmp_path, "--max_steps", "5", "--save_strategy", "steps", "--save_steps", "1"))
+    trainer = build_trainer(
+        *parse(tiny_llama, tmp_path, "--max_steps", "5", "--save_strategy", "steps", "--save_steps", "1")
+    )
     trainer.add_callback(PoisonHeadAt(3))
     with pytest.raises(NonFiniteLossError, match=r"step 3.*checkpoint-2"):
         trainer.train()
@@ -101,7 +129,9 @@ def test_export_round_trip_plain_automodel_equals_load_scorer(tiny_qwen2, tmp_pa
     import rewardmodels
     from rewardmodels.data_builders import synthetic
 
-    trainer = build_trainer(*parse(tiny_qwen2, tmp_path / "run", "--use_lora", str(use_lora), "--use_chat_template", "always"))
+    trainer = build_trainer(
+        *parse(tiny_qwen2, tmp_path / "run", "--use_lora", str(use_lora), "--use_chat_template", "always")
+    )
     trainer.train()
     trainer.save_model(str(tmp_path / "run"))
     scorer_dir = export_scorer(tmp_path / "run", tmp_path / "scorer")
@@ -115,8 +145,12 @@ def test_export_round_trip_plain_automodel_equals_load_scorer(tiny_qwen2, tmp_pa
 
     plain = AutoModelForSequenceClassification.from_pretrained(scorer_dir).eval()
     tok = AutoTokenizer.from_pretrained(scorer_dir)
-    texts = [tok.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": r}], tokenize=False)
-             for p, r in zip(prompts, responses, strict=True)]
+    texts = [
+        tok.apply_chat_template(
+            [{"role": "user", "content": p}, {"role": "assistant", "content": r}], tokenize=False
+        )
+        for p, r in zip(prompts, responses, strict=True)
+    ]
     enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
         reference = plain(**enc).logits.squeeze(-1).tolist()
@@ -125,9 +159,13 @@ def test_export_round_trip_plain_automodel_equals_load_scorer(tiny_qwen2, tmp_pa
     # and the trained (unmerged) model gives the same rewards as the exported one
     from rewardmodels.collators import PaddedSequenceCollator
 
-    batch = PaddedSequenceCollator(tok.pad_token_id)([{"input_ids": ids} for ids in enc["input_ids"].tolist()])
+    batch = PaddedSequenceCollator(tok.pad_token_id)(
+        [{"input_ids": ids} for ids in enc["input_ids"].tolist()]
+    )
     batch["attention_mask"] = enc["attention_mask"]
-    batch["reward_positions"] = torch.tensor([i * enc["input_ids"].shape[1] + int(m.sum()) - 1 for i, m in enumerate(enc["attention_mask"])])
+    batch["reward_positions"] = torch.tensor(
+        [i * enc["input_ids"].shape[1] + int(m.sum()) - 1 for i, m in enumerate(enc["attention_mask"])]
+    )
     trainer.model.eval()
     with torch.no_grad():
         trained = rewards_at(trainer.model, batch).squeeze(-1).tolist()
@@ -142,15 +180,33 @@ def _log1p_exp(x: float) -> float:
 def test_tie_and_preference_pairs_in_one_batch_loss_and_metrics_by_hand(tiny_llama, tmp_path):
     rows = [
         {"prompt": "what is good", "chosen": "yes good", "rejected": "no bad", "margin": 0.25},
-        {"prompt": "which is better", "chosen": "this one", "rejected": "that one", "tie": True, "margin": 9.0},
+        {
+            "prompt": "which is better",
+            "chosen": "this one",
+            "rejected": "that one",
+            "tie": True,
+            "margin": 9.0,
+        },
         {"prompt": "say hello", "chosen": "hello there", "rejected": "go away", "tie": False},
         {"prompt": "say hi", "chosen": "hi", "rejected": "hey", "tie": True},
     ]
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     weight = 0.5
-    args = parse(tiny_llama, tmp_path / "out", "--train_data", str(data), "--tie_loss_weight", str(weight),
-                 "--use_lora", "false", "--max_steps", "2", "--per_device_train_batch_size", "4")
+    args = parse(
+        tiny_llama,
+        tmp_path / "out",
+        "--train_data",
+        str(data),
+        "--tie_loss_weight",
+        str(weight),
+        "--use_lora",
+        "false",
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+    )
     trainer = build_trainer(*args)
     batch = trainer.data_collator(list(trainer.train_dataset))
     assert batch["tie"].tolist() == [False, True, False, True]

@@ -158,7 +158,9 @@ def test_pipeline_pairs_and_stage_statistics(tmp_path):
     assert all(p["tie"] for p in by_type["neutral"]) and len(by_type["original"]) == 3
     irrelevant = [p for p in by_type["neutral"] if p["crome_source"] == "irrelevant_query"]
     assert [(p["source_row"], p["prompt"]) for p in irrelevant] == [
-        (0, ROWS[1]["prompt"]), (1, ROWS[2]["prompt"]), (2, ROWS[0]["prompt"])
+        (0, ROWS[1]["prompt"]),
+        (1, ROWS[2]["prompt"]),
+        (2, ROWS[0]["prompt"]),
     ]  # fmt: skip  (row i takes the prompt of row (i + 3 // 2) mod 3)
 
     rubric, causal, neutral = (stats["stages"][s] for s in ("rubric", "causal", "neutral"))

@@ -33,7 +33,12 @@ def test_each_error_class_names_row_and_field(row, field, kind):
 
 
 def test_drop_mode_drops_and_counts():
-    rows = [GOOD, {"prompt": "p", "chosen": "", "rejected": "b"}, {"prompt": "p", "chosen": "x", "rejected": "x"}, GOOD]
+    rows = [
+        GOOD,
+        {"prompt": "p", "chosen": "", "rejected": "b"},
+        {"prompt": "p", "chosen": "x", "rejected": "x"},
+        GOOD,
+    ]
     kept, report = validate_preference_rows(rows, drop_invalid=True)
     assert kept == [GOOD, GOOD]
     assert report.dropped == {"empty response": 1, "identical chosen and rejected": 1}
@@ -91,7 +96,13 @@ def test_sharegpt_rows(tmp_path):
     rows, _ = preference.build_sharegpt(str(path))
     assert rows[0]["prompt"] == [{"role": "system", "content": "be nice"}, {"role": "user", "content": "q"}]
     assert rows[0]["chosen"] == [{"role": "assistant", "content": "good"}]
-    bad = [{"conversations": [{"from": "robot", "value": "q"}], "chosen": {"from": "gpt", "value": "a"}, "rejected": {"from": "gpt", "value": "b"}}]
+    bad = [
+        {
+            "conversations": [{"from": "robot", "value": "q"}],
+            "chosen": {"from": "gpt", "value": "a"},
+            "rejected": {"from": "gpt", "value": "b"},
+        }
+    ]
     path.write_text(json.dumps(bad))
     with pytest.raises(ValueError, match="row 1, field 'conversations'"):
         preference.build_sharegpt(str(path))
@@ -110,7 +121,9 @@ def test_generic_files_with_column_map(tmp_path, suffix):
         import pyarrow.parquet as pq
 
         pq.write_table(pa.Table.from_pylist(raw), path)
-    rows, report = load_rows(str(path), "preference", {"question": "prompt", "good": "chosen", "bad": "rejected"})
+    rows, report = load_rows(
+        str(path), "preference", {"question": "prompt", "good": "chosen", "bad": "rejected"}
+    )
     assert [r["prompt"] for r in rows] == ["q1", "q2"] and rows[1]["rejected"] == "d"
     assert report.kept == 2
     assert read_rows(path)[0]["question"] == "q1"
@@ -128,6 +141,7 @@ def test_synthetic_is_deterministic_and_seeds_are_disjoint():
     assert a == b
     held_out = synthetic.preference_rows(50, seed=1)
     assert a != held_out
+
     # the chosen solution is arithmetically right and answers its last value; the rejected one has exactly one
     # slip: either one wrong step (carried forward) or a misreported final answer
     def slips(solution: str) -> int:
@@ -140,7 +154,11 @@ def test_synthetic_is_deterministic_and_seeds_are_disjoint():
     only_answer = synthetic.preference_rows(20, seed=0, answer_slip_rate=1.0)
     assert all(r["chosen"].split("\n")[:-1] == r["rejected"].split("\n")[:-1] for r in only_answer)
     only_steps = synthetic.preference_rows(20, seed=0, answer_slip_rate=0.0)
-    assert all(r["chosen"].split("\n")[0] != r["rejected"].split("\n")[0] or r["chosen"].split("\n")[-2] != r["rejected"].split("\n")[-2] for r in only_steps)
+    assert all(
+        r["chosen"].split("\n")[0] != r["rejected"].split("\n")[0]
+        or r["chosen"].split("\n")[-2] != r["rejected"].split("\n")[-2]
+        for r in only_steps
+    )
 
 
 def test_synthetic_stepwise_and_outcome_rows_agree():

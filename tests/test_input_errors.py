@@ -72,20 +72,30 @@ def test_hard_label_error_names_file_line_and_field_before_the_model(tiny_llama,
 
     # line 1 is invalid for another reason, line 2 is blank: the soft label on line 3 is still "line 3"
     data = tmp_path / "steps.jsonl"
-    data.write_text(json.dumps(stepwise([True], ["a", "b"])) + "\n\n" + json.dumps(stepwise([True, 0.5])) + "\n")
+    data.write_text(
+        json.dumps(stepwise([True], ["a", "b"])) + "\n\n" + json.dumps(stepwise([True, 0.5])) + "\n"
+    )
     with pytest.raises(InputError) as info:
         build_trainer(*prm_args(tiny_llama, tmp_path / "run", "--train_data", str(data)))
     assert info.value.one_line() == (
         f"{data}, line 1, field 'labels': length mismatch (1 labels for 2 steps); 2 problems in 2 row(s) "
         f"[length mismatch: 1, soft label: 1]. {DROP_HINT}"
     )
-    assert f"  line 3, field 'labels[1]': soft label (0.5 is not a hard label; {SOFT_HINT})" in str(info.value)
+    assert f"  line 3, field 'labels[1]': soft label (0.5 is not a hard label; {SOFT_HINT})" in str(
+        info.value
+    )
 
 
 def test_hard_labels_obey_drop_mode_and_are_counted(tmp_path):
     data = write_lines(
         tmp_path / "steps.jsonl",
-        [stepwise([True, 0.5]), stepwise([True, False]), stepwise([1, 0]), stepwise([0.25]), stepwise([True], ["a", "b"])],
+        [
+            stepwise([True, 0.5]),
+            stepwise([True, False]),
+            stepwise([1, 0]),
+            stepwise([0.25]),
+            stepwise([True], ["a", "b"]),
+        ],
     )
     kept, report = load_rows(str(data), "stepwise", drop_invalid=True, hard_labels=True)
     assert [r["labels"] for r in kept] == [[True, False], [1, 0]]
@@ -152,7 +162,9 @@ def test_recipe_errors_name_the_file_line_and_field(tiny_llama, tmp_path, no_mod
     assert refused("# a comment\nlearning_rate: fast\n") == (
         f"{recipe}, line 2, field 'learning_rate': invalid float value: 'fast'"
     )
-    assert refused("lora_r: [4, 8]\n") == f"{recipe}, line 1, field 'lora_r': takes one value, got a list of 2"
+    assert (
+        refused("lora_r: [4, 8]\n") == f"{recipe}, line 1, field 'lora_r': takes one value, got a list of 2"
+    )
     assert refused("max_length: [1, 2\n") == (
         f"{recipe}, line 2: not valid YAML (expected ',' or ']', but got '<stream end>')"
     )
@@ -168,7 +180,10 @@ def test_recipe_errors_name_the_file_line_and_field(tiny_llama, tmp_path, no_mod
         "--packing must be one of auto, tree, packed, none, got 'weird'"
     )
     recipe.write_text("packing: weird\n")
-    assert bt_args(tiny_llama, tmp_path / "run", "--config", str(recipe), "--packing", "none")[2].packing == "none"
+    assert (
+        bt_args(tiny_llama, tmp_path / "run", "--config", str(recipe), "--packing", "none")[2].packing
+        == "none"
+    )
     with pytest.raises(InputError) as info:
         bt_args(tiny_llama, tmp_path / "run", "--config", str(tmp_path / "missing.yaml"))
     assert info.value.one_line() == f"{tmp_path / 'missing.yaml'}: no such file"
@@ -185,7 +200,10 @@ def test_flag_errors_are_one_input_error(tiny_llama, tmp_path, no_model_loads):
     )
     with pytest.raises(InputError) as info:
         prm_args(tiny_llama, tmp_path / "run", "--label_mode", "soft", "--loss_type", "ce")
-    assert info.value.one_line() == "soft labels need --loss_type bce (cross-entropy here takes hard labels only)"
+    assert (
+        info.value.one_line()
+        == "soft labels need --loss_type bce (cross-entropy here takes hard labels only)"
+    )
 
 
 # ---- BT pairs that truncation makes identical ------------------------------------------------------------------
@@ -224,15 +242,28 @@ def test_pairs_identical_after_truncation_are_refused_before_the_model(tiny_llam
     )
 
 
-def test_pairs_identical_after_truncation_are_dropped_and_counted(tiny_llama, tmp_path, no_model_loads, caplog):
+def test_pairs_identical_after_truncation_are_dropped_and_counted(
+    tiny_llama, tmp_path, no_model_loads, caplog
+):
     from rewardmodels.bt.train import build_trainer
 
     data = write_lines(tmp_path / "pairs.jsonl", identical_pair_rows())
-    args = bt_args(tiny_llama, tmp_path / "run", "--train_data", str(data), "--max_length", "16", "--invalid_rows", "drop")
+    args = bt_args(
+        tiny_llama,
+        tmp_path / "run",
+        "--train_data",
+        str(data),
+        "--max_length",
+        "16",
+        "--invalid_rows",
+        "drop",
+    )
     caplog.set_level(logging.INFO, logger="rewardmodels")
     with pytest.raises(ModelLoaded):  # the checks passed, so the model is next
         build_trainer(*args)
-    assert "2 training pairs, 1 truncated to max_length=16, 1 dropped as identical once tokenized" in caplog.text
+    assert (
+        "2 training pairs, 1 truncated to max_length=16, 1 dropped as identical once tokenized" in caplog.text
+    )
 
 
 def test_identical_token_pairs_keep_their_order_and_name_in_memory_rows():
@@ -279,7 +310,10 @@ def test_score_checks_every_response_type_before_loading(tmp_path, no_model_load
     )
     text = str(info.value)
     assert "  line 2, field 'response': missing field (required)" in text
-    assert "  line 3, field 'response': wrong type (expected a string or a list of {role, content} messages, got list)" in text
+    assert (
+        "  line 3, field 'response': wrong type (expected a string or a list of {role, content} messages, got list)"
+        in text
+    )
     assert not (tmp_path / "out.jsonl").exists()
 
 
@@ -298,7 +332,9 @@ def test_non_utf8_jsonl_names_the_line_in_train_and_score(tiny_llama, tmp_path, 
     from rewardmodels.bt.train import build_trainer
 
     data = tmp_path / "pairs.jsonl"
-    data.write_bytes(b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n')
+    data.write_bytes(
+        b'{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n'
+    )
     expected = f"{data}, line 2: not UTF-8 text (byte b'\\xe9'); re-save the file as UTF-8"
     with pytest.raises(InputError) as info:
         build_trainer(*bt_args(tiny_llama, tmp_path / "run", "--train_data", str(data)))
@@ -316,11 +352,16 @@ def test_non_utf8_and_bad_json_in_a_json_list_name_the_line(tmp_path):
     data.write_text('[\n  {"prompt": "p"},\n  {"prompt": "q",}\n]\n')
     with pytest.raises(InputError) as info:
         read_rows(data)
-    assert info.value.one_line() == f"{data}, line 3: not valid JSON (Expecting property name enclosed in double quotes, column 18)"
+    assert (
+        info.value.one_line()
+        == f"{data}, line 3: not valid JSON (Expecting property name enclosed in double quotes, column 18)"
+    )
 
 
 def test_json_errors_and_rows_count_from_one(tmp_path):
-    data = write_lines(tmp_path / "pairs.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"}, "", "{oops"])
+    data = write_lines(
+        tmp_path / "pairs.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"}, "", "{oops"]
+    )
     with pytest.raises(InputError) as info:
         read_rows(data)
     assert info.value.one_line() == (
@@ -328,10 +369,14 @@ def test_json_errors_and_rows_count_from_one(tmp_path):
     )
     # a JSON list has rows, counted from 1 like lines
     listed = tmp_path / "pairs.json"
-    listed.write_text(json.dumps([{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": "a"}]))
+    listed.write_text(
+        json.dumps([{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": "a"}])
+    )
     with pytest.raises(InputError) as info:
         load_rows(str(listed), "preference")
-    assert info.value.one_line() == f"{listed}, row 2, field 'rejected': missing field (required). {DROP_HINT}"
+    assert (
+        info.value.one_line() == f"{listed}, row 2, field 'rejected': missing field (required). {DROP_HINT}"
+    )
     with pytest.raises(InputError) as info:
         read_rows(tmp_path / "missing.jsonl")
     assert info.value.one_line() == f"{tmp_path / 'missing.jsonl'}: no such file"
@@ -340,7 +385,9 @@ def test_json_errors_and_rows_count_from_one(tmp_path):
 def test_a_corrupt_scorer_manifest_names_its_path(tmp_path):
     from rewardmodels.scorers import load_scorer
 
-    (tmp_path / "reward_model.json").write_text('{\n  "kind": "bt",\n  "max_length": 512\n  "base_model": "x"\n}\n')
+    (tmp_path / "reward_model.json").write_text(
+        '{\n  "kind": "bt",\n  "max_length": 512\n  "base_model": "x"\n}\n'
+    )
     with pytest.raises(InputError) as info:
         load_scorer(tmp_path)
     assert info.value.one_line() == (
@@ -377,7 +424,9 @@ def test_a_missing_scorer_directory_is_one_input_error_before_any_model(tmp_path
     assert info.value.one_line() == f"{tmp_path}: not a scorer directory (no reward_model.json). {hint}"
 
 
-def test_export_refuses_an_existing_output_and_a_missing_checkpoint_before_any_model(tmp_path, no_model_loads):
+def test_export_refuses_an_existing_output_and_a_missing_checkpoint_before_any_model(
+    tmp_path, no_model_loads
+):
     from rewardmodels.export import export_scorer
 
     (tmp_path / "scorer").mkdir()
@@ -424,7 +473,9 @@ def test_eval_loaders_name_the_files_own_lines(tmp_path):
     )
     # a duplicate id names the line of the row it repeats
     pairs.write_text(json.dumps(good) + "\n\n" + json.dumps(good) + "\n")
-    with pytest.raises(InputError, match=r"line 3, field 'id': duplicate id \(id 1 in subset 's' repeats line 1\)"):
+    with pytest.raises(
+        InputError, match=r"line 3, field 'id': duplicate id \(id 1 in subset 's' repeats line 1\)"
+    ):
         rb.prepare_examples(rb.load_rows(str(pairs)), 1, source=str(pairs))
     # renamed columns keep their lines
     pairs.write_text(json.dumps({"question": "p", "chosen": "a", "subset": "s", "id": 1}) + "\n")
@@ -512,12 +563,19 @@ def test_exported_scorer_directory_and_score_output_get_the_umask_modes(tiny_sco
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "rewardmodels", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
+        [sys.executable, "-m", "rewardmodels", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
     )
 
 
 def test_cli_prints_one_line_and_exits_2(tmp_path):
-    data = write_lines(tmp_path / "in.jsonl", [{"prompt": "p", "response": "r"}, {"prompt": "p", "answer": "r"}])
+    data = write_lines(
+        tmp_path / "in.jsonl", [{"prompt": "p", "response": "r"}, {"prompt": "p", "answer": "r"}]
+    )
     args = ("score", str(tmp_path / "no-scorer"), "--input", str(data), "--output", str(tmp_path / "o.jsonl"))
     done = run_cli(*args)
     assert done.returncode == 2

@@ -74,9 +74,10 @@ def test_preference_and_tie_loss_is_the_mean_over_all_pairs_by_hand():
     assert math.isclose(got, expected, rel_tol=1e-6)
     # Without ties it is the BT loss, bit for bit.
     none = torch.zeros(4, dtype=torch.bool)
-    assert preference_and_tie_loss(chosen, rejected, none, margin).item() == bradley_terry_loss(
-        chosen, rejected, margin
-    ).item()
+    assert (
+        preference_and_tie_loss(chosen, rejected, none, margin).item()
+        == bradley_terry_loss(chosen, rejected, margin).item()
+    )
 
 
 def test_token_bce_hard_and_soft_only_masked_positions():

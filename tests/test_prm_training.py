@@ -313,7 +313,9 @@ def test_exported_prm_records_its_head_and_says_what_it_can_do(exported, tmp_pat
     src = tmp_path / "rows.jsonl"
     src.write_text(json.dumps({"prompt": "Compute 2 + 3.", "response": "2 + 3 = 5"}) + "\n")
     with pytest.raises(SystemExit, match="--normalize: this prm scorer has no reward statistics"):
-        score_main([str(scorer_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--normalize"])
+        score_main(
+            [str(scorer_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--normalize"]
+        )
 
 
 def test_processbench_cli_on_an_exported_scorer(exported, tmp_path):

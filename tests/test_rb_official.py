@@ -143,8 +143,20 @@ def test_a_nan_score_never_decides_best_of_4_and_is_counted():
     assert rb.best_of_n([0.9, nan, 0.2, 0.3]) == 0.0  # the chosen would otherwise win at 0.9
     assert rb.best_of_n([0.9, 0.9, 0.2, 0.3]) == 0.5  # no NaN: the 1/k tie credit is unchanged
     records = [
-        {"id": 0, "subset": "Math", "score_chosen": [0.9], "score_rejected": [nan, 0.2, 0.3], "correct": None},
-        {"id": 1, "subset": "Math", "score_chosen": [0.9], "score_rejected": [0.1, 0.2, 0.3], "correct": None},
+        {
+            "id": 0,
+            "subset": "Math",
+            "score_chosen": [0.9],
+            "score_rejected": [nan, 0.2, 0.3],
+            "correct": None,
+        },
+        {
+            "id": 1,
+            "subset": "Math",
+            "score_chosen": [0.9],
+            "score_rejected": [0.1, 0.2, 0.3],
+            "correct": None,
+        },
         {"id": "ref:1", "subset": "Ties", "score_chosen": [nan], "score_rejected": [0.1], "correct": None},
         {"id": "ref:2", "subset": "Ties", "score_chosen": [0.5], "score_rejected": [0.1], "correct": None},
     ]

@@ -106,7 +106,9 @@ def test_prm_reward_func_aggregates_the_scorers_step_scores(tiny_prm_scorer):
     scorer = rewardmodels.load_scorer(tiny_prm_scorer)
     steps = [r.split("\n\n") for r in RESPONSES]
     per_step = scorer.score_steps(PROMPTS, steps)
-    assert scorer.as_reward_func()(PROMPTS, RESPONSES) == pytest.approx(scorer.score(PROMPTS, RESPONSES), abs=1e-6)
+    assert scorer.as_reward_func()(PROMPTS, RESPONSES) == pytest.approx(
+        scorer.score(PROMPTS, RESPONSES), abs=1e-6
+    )
     got = scorer.as_reward_func(aggregation="last")(PROMPTS, RESPONSES)
     assert got == pytest.approx([p[-1] for p in per_step], abs=1e-6)
     with pytest.raises(ValueError, match="normalize: this prm scorer has no reward statistics"):
@@ -143,7 +145,9 @@ def test_dpo_and_implicit_prm_reward_funcs_equal_their_scores(two_tiny_lms):
         assert raw[0] != raw[1]
         got = scorer.as_reward_func(clip=(min(raw), None))(PROMPTS, RESPONSES, completion_ids=None)
         assert got == pytest.approx(raw, abs=1e-9), scorer.kind
-        assert scorer.as_reward_func(clip=(None, min(raw)))(PROMPTS, RESPONSES) == pytest.approx([min(raw)] * 2)
+        assert scorer.as_reward_func(clip=(None, min(raw)))(PROMPTS, RESPONSES) == pytest.approx(
+            [min(raw)] * 2
+        )
 
 
 def test_generative_verifier_reward_func_equals_its_score(tiny_tokenizer):

@@ -80,8 +80,13 @@ def test_logprob_baseline_equals_ref_free_avg(tiny_llama, tmp_path):
     dataset = write_rows(tmp_path / "rows.jsonl")
     common = ["--dataset", str(dataset), "--device", "cpu", "--no-progress"]
     base_dir, dpo_dir = tmp_path / "baseline", tmp_path / "dpo"
-    assert rb.main(["--baseline", "logprob", "--model", str(tiny_llama), "--output-dir", str(base_dir), *common]) == 0
-    assert rb.main(["--model", str(tiny_llama), "--ref-free", "avg", "--output-dir", str(dpo_dir), *common]) == 0
+    assert (
+        rb.main(["--baseline", "logprob", "--model", str(tiny_llama), "--output-dir", str(base_dir), *common])
+        == 0
+    )
+    assert (
+        rb.main(["--model", str(tiny_llama), "--ref-free", "avg", "--output-dir", str(dpo_dir), *common]) == 0
+    )
 
     baseline = read_jsonl(base_dir / rb.EXAMPLES_NAME)
     dpo = read_jsonl(dpo_dir / rb.EXAMPLES_NAME)

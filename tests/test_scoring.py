@@ -24,7 +24,13 @@ def test_score_is_order_and_batch_independent(tiny_scorer):
 
 def test_score_cli_writes_rows_with_scores(tiny_scorer, tmp_path):
     src, out = tmp_path / "rows.jsonl", tmp_path / "scores.jsonl"
-    write_jsonl(src, [{"prompt": p, "response": r, "id": i} for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES, strict=True))])
+    write_jsonl(
+        src,
+        [
+            {"prompt": p, "response": r, "id": i}
+            for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES, strict=True))
+        ],
+    )
     assert score_main([str(tiny_scorer), "--input", str(src), "--output", str(out), "--batch-size", "1"]) == 0
     rows = read_rows(out)
     expected = rewardmodels.load_scorer(tiny_scorer).score(PROMPTS, RESPONSES)
@@ -96,7 +102,9 @@ def test_loading_a_bt_scorer_imports_no_other_kind(tiny_scorer):
 
 def test_unknown_kind_lists_the_known_ones(tmp_path):
     (tmp_path / "reward_model.json").write_text(json.dumps({"kind": "oracle"}))
-    with pytest.raises(ValueError, match=r"unknown scorer kind 'oracle'; known kinds: bt, dpo, generative, implicit_prm, prm"):
+    with pytest.raises(
+        ValueError, match=r"unknown scorer kind 'oracle'; known kinds: bt, dpo, generative, implicit_prm, prm"
+    ):
         rewardmodels.load_scorer(tmp_path)
 
 

@@ -82,7 +82,9 @@ def test_access_rules():
 
 
 def test_clip_flag():
-    assert clip_flag("2") == (-2.0, 2.0) and clip_flag("-1,3") == (-1.0, 3.0) and clip_flag(",3") == (None, 3.0)
+    assert (
+        clip_flag("2") == (-2.0, 2.0) and clip_flag("-1,3") == (-1.0, 3.0) and clip_flag(",3") == (None, 3.0)
+    )
 
 
 def test_serving_off_loopback_without_token_is_refused_before_any_model_loads(tmp_path, monkeypatch, capsys):
@@ -118,7 +120,9 @@ def test_score_steps_and_reward_options():
         # /score re-aggregates the steps with the server's --aggregation: 1/3 * 1/2
         status, body, _ = call(f"{url}/score", {"prompts": ["p"], "responses": ["one two\n\nthree"]})
         assert status == 200 and body["scores"] == pytest.approx([1 / 6], abs=1e-12)
-    with serving(LengthScorer(), options=_options(normalize=True, clip=(-2.0, 5.0)), openrlhf_scores="sigmoid") as (
+    with serving(
+        LengthScorer(), options=_options(normalize=True, clip=(-2.0, 5.0)), openrlhf_scores="sigmoid"
+    ) as (
         url,
         _,
     ):
@@ -144,11 +148,36 @@ BAD_REQUESTS = [
     ("/get_reward", b'{"query": ["a", 3]}', 400, "query[1] must be a string, got a number"),
     ("/score", b'{"prompts": ["p"]}', 400, "missing field 'responses'"),
     ("/score", b'{"prompts": ["p", "q"], "responses": ["r"]}', 400, "2 prompts but 1 responses"),
-    ("/score", b'{"prompts": [null], "responses": ["r"]}', 400, "prompts[0] must be a string or a non-empty list"),
-    ("/score", b'{"prompts": [[{"role": "user"}]], "responses": ["r"]}', 400, "prompts[0][0] has no 'content'"),
-    ("/score", b'{"prompts": ["p"], "responses": ["' + b"x" * 50 + b'"]}', 413, "responses[0] has 50 characters"),
-    ("/score", b'{"prompts": ["p","p","p","p"], "responses": ["a","b","c","d"]}', 413, "at most 3 per request"),
-    ("/score_steps", b'{"prompts": ["p"], "steps": [[]]}', 400, "steps[0] must be a non-empty list of strings"),
+    (
+        "/score",
+        b'{"prompts": [null], "responses": ["r"]}',
+        400,
+        "prompts[0] must be a string or a non-empty list",
+    ),
+    (
+        "/score",
+        b'{"prompts": [[{"role": "user"}]], "responses": ["r"]}',
+        400,
+        "prompts[0][0] has no 'content'",
+    ),
+    (
+        "/score",
+        b'{"prompts": ["p"], "responses": ["' + b"x" * 50 + b'"]}',
+        413,
+        "responses[0] has 50 characters",
+    ),
+    (
+        "/score",
+        b'{"prompts": ["p","p","p","p"], "responses": ["a","b","c","d"]}',
+        413,
+        "at most 3 per request",
+    ),
+    (
+        "/score_steps",
+        b'{"prompts": ["p"], "steps": [[]]}',
+        400,
+        "steps[0] must be a non-empty list of strings",
+    ),
     ("/score_steps", b'{"prompts": ["p"], "steps": [["s"]]}', 400, "this length scorer gives no step scores"),
 ]
 
@@ -341,5 +370,7 @@ def test_bearer_token():
         assert call(f"{url}/get_reward", {"query": ["a"]}, headers={"Authorization": "Bearer nope"})[0] == 401
         assert call(f"{url}/metrics", method="GET")[0] == 401
         assert call(f"{url}/health", method="GET")[0] == 200  # probes need no token
-        status, body, _ = call(f"{url}/get_reward", {"query": ["abc"]}, headers={"Authorization": "Bearer s3cret"})
+        status, body, _ = call(
+            f"{url}/get_reward", {"query": ["abc"]}, headers={"Authorization": "Bearer s3cret"}
+        )
         assert status == 200 and body["rewards"] == [3.0]

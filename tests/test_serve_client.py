@@ -23,7 +23,9 @@ def test_remote_reward_func_equals_the_in_process_one():
         remote = remote_reward_func(url, token="")
         assert inspect.iscoroutinefunction(remote)  # what TRL's is_async_callable checks for a function
         assert remote.__name__ == "remote_rm"
-        got = asyncio.run(remote(prompts=PROMPTS, completions=COMPLETIONS, completion_ids=None, trainer_state=None))
+        got = asyncio.run(
+            remote(prompts=PROMPTS, completions=COMPLETIONS, completion_ids=None, trainer_state=None)
+        )
         assert got == reward_function(LengthScorer())(PROMPTS, COMPLETIONS) == [8.0, 3.0]
         sync = remote_reward_func(url, token="", asynchronous=False)
         assert sync(PROMPTS, COMPLETIONS) == [8.0, 3.0]

@@ -41,7 +41,14 @@ def test_summary_by_hand():
         Result(6, 0, 5.00, None),  # no answer: an error
     ]
     s = summarize(reqs, results, wall=4.0, tolerance=1e-4)
-    assert (s["good_ok"], s["wrong"], s["errors"], s["refused_503"], s["bad_4xx"], s["sent"]) == (2, 1, 2, 1, 1, 7)
+    assert (s["good_ok"], s["wrong"], s["errors"], s["refused_503"], s["bad_4xx"], s["sent"]) == (
+        2,
+        1,
+        2,
+        1,
+        1,
+        7,
+    )
     assert s["good_rps"] == 0.5  # 2 correct answers / 4 s
     assert s["p50_ms"] == pytest.approx(100.0) and s["p99_ms"] == pytest.approx(300.0)  # over the good only
 
@@ -61,7 +68,11 @@ def test_load_stops_after_n_requests_with_at_most_concurrency_in_flight():
         return 200, float(i)
 
     results, wall, stopped = run_load(send, n=40, concurrency=4, time_cap=60)
-    assert stopped == "requests" and sorted(sent) == list(range(40)) and [r.index for r in results] == sorted(sent)
+    assert (
+        stopped == "requests"
+        and sorted(sent) == list(range(40))
+        and [r.index for r in results] == sorted(sent)
+    )
     assert 1 <= state["max"] <= 4 and wall > 0
 
 

@@ -28,10 +28,29 @@ def test_hh_sharegpt_recipe_trains_and_exports(tmp_path, monkeypatch):
     from rewardmodels.export import export_scorer
 
     out = tmp_path / "run"
-    assert train_main([
-        "--config", "recipes/bt/smollm2_hh_sharegpt.yaml", "--max_steps", "2", "--per_device_train_batch_size", "2",
-        "--max_length", "256", "--output_dir", str(out), "--save_steps", "2", "--eval_strategy", "no", "--eval_fraction", "0.005",
-    ]) == 0
+    assert (
+        train_main(
+            [
+                "--config",
+                "recipes/bt/smollm2_hh_sharegpt.yaml",
+                "--max_steps",
+                "2",
+                "--per_device_train_batch_size",
+                "2",
+                "--max_length",
+                "256",
+                "--output_dir",
+                str(out),
+                "--save_steps",
+                "2",
+                "--eval_strategy",
+                "no",
+                "--eval_fraction",
+                "0.005",
+            ]
+        )
+        == 0
+    )
     assert (out / "checkpoint-2").is_dir()
     scorer_dir = export_scorer(out, tmp_path / "scorer")
     plain = AutoModelForSequenceClassification.from_pretrained(scorer_dir)

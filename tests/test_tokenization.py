@@ -29,14 +29,19 @@ def test_plain_rows_get_a_newline_join_and_eos(tiny_tokenizer):
 
 def test_chat_rows_go_through_the_template(tiny_tokenizer):
     ids = render_ids(tiny_tokenizer, "hi", "yes", use_chat_template=True)
-    assert tiny_tokenizer.decode(ids) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyes<|im_end|>\n"
+    assert (
+        tiny_tokenizer.decode(ids) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyes<|im_end|>\n"
+    )
     messages = [{"role": "user", "content": "hi"}]
     assert render_ids(tiny_tokenizer, messages, [{"role": "assistant", "content": "yes"}], False) == ids
 
 
 def test_resolve_chat_template_auto(tiny_tokenizer):
     assert resolve_chat_template("auto", [{"prompt": "x"}], tiny_tokenizer) is False
-    assert resolve_chat_template("auto", [{"prompt": [{"role": "user", "content": "x"}]}], tiny_tokenizer) is True
+    assert (
+        resolve_chat_template("auto", [{"prompt": [{"role": "user", "content": "x"}]}], tiny_tokenizer)
+        is True
+    )
     assert resolve_chat_template("always", [{"prompt": "x"}], tiny_tokenizer) is True
     with pytest.raises(ValueError, match="auto, always or never"):
         resolve_chat_template("sometimes", [], tiny_tokenizer)
@@ -66,7 +71,12 @@ def test_truncation_cuts_prompt_from_left_then_keeps_response_end():
     assert truncate_pair(prefix, chosen, rejected, 8).prefix_ids == [1, 2, 3, 4, 5]
     # 5 + 3 > 6: the prefix keeps its last 6 - 3 = 3 tokens, responses intact
     cut = truncate_pair(prefix, chosen, rejected, 6)
-    assert (cut.prefix_ids, cut.chosen_ids, cut.rejected_ids, cut.truncated) == ([3, 4, 5], [6, 7], [8, 9, 10], True)
+    assert (cut.prefix_ids, cut.chosen_ids, cut.rejected_ids, cut.truncated) == (
+        [3, 4, 5],
+        [6, 7],
+        [8, 9, 10],
+        True,
+    )
     # a response longer than max_length alone keeps its end, and the prefix goes entirely
     cut = truncate_pair(prefix, chosen, rejected, 2)
     assert (cut.prefix_ids, cut.chosen_ids, cut.rejected_ids) == ([], [6, 7], [9, 10])
@@ -82,7 +92,10 @@ def test_tokenize_pairs_counts_truncation_and_keeps_margin(tiny_tokenizer):
     features, cut = tokenize_pairs(tiny_tokenizer, rows, use_chat_template=False, max_length=20)
     assert cut == 1
     assert features[0]["margin"] == 1.5 and "margin" not in features[1]
-    assert len(features[0]["prefix_ids"]) + max(len(features[0]["chosen_ids"]), len(features[0]["rejected_ids"])) == 20
+    assert (
+        len(features[0]["prefix_ids"]) + max(len(features[0]["chosen_ids"]), len(features[0]["rejected_ids"]))
+        == 20
+    )
 
 
 # ---- one rendering, tokenized once: the same ids as before, and the boundaries read off its offsets ---------
@@ -110,7 +123,9 @@ def test_render_ids_equals_transformers_own_chat_tokenization(tiny_tokenizer):
 
 
 def test_common_prefix_length():
-    assert common_prefix_length([1, 2, 3], [1, 2, 3, 4]) == 3  # unlike shared_prefix_length, no token kept back
+    assert (
+        common_prefix_length([1, 2, 3], [1, 2, 3, 4]) == 3
+    )  # unlike shared_prefix_length, no token kept back
     assert common_prefix_length([1, 2], [3]) == 0
     assert shared_prefix_length([1, 2, 3], [1, 2, 3, 4]) == 2
 
@@ -132,7 +147,9 @@ def test_join_steps_gives_each_step_its_separator():
 def test_chat_response_starts_after_the_generation_prompt(tiny_tokenizer):
     user = [{"role": "user", "content": "what is the answer"}]
     enc = encode_response(tiny_tokenizer, "what is the answer", "the answer is yes", use_chat_template=True)
-    head = tiny_tokenizer.apply_chat_template(user, tokenize=True, add_generation_prompt=True, return_dict=False)
+    head = tiny_tokenizer.apply_chat_template(
+        user, tokenize=True, add_generation_prompt=True, return_dict=False
+    )
     assert list(enc) == render_ids(tiny_tokenizer, "what is the answer", "the answer is yes", True)
     assert enc.response_start == len(head) and enc[: len(head)] == list(head)
     assert tiny_tokenizer.decode(enc[enc.response_start :]) == "the answer is yes<|im_end|>\n"
@@ -179,7 +196,11 @@ def test_keep_last_tokens_moves_step_boundaries_with_their_tokens():
     enc = EncodedResponse(list(range(1, 11)), 4, (2, 4, 6))
     assert keep_last_tokens(enc, 10) == (enc, False)
     cut, was_cut = keep_last_tokens(enc, 8)  # only prompt tokens go
-    assert was_cut and (list(cut), cut.response_start, cut.step_boundaries) == ([3, *range(4, 11)], 2, (2, 4, 6))
+    assert was_cut and (list(cut), cut.response_start, cut.step_boundaries) == (
+        [3, *range(4, 11)],
+        2,
+        (2, 4, 6),
+    )
     cut, _ = keep_last_tokens(enc, 5)  # 5 is gone and 6 becomes context: step 0 is left empty
     assert (list(cut), cut.response_start, cut.step_boundaries) == ([6, 7, 8, 9, 10], 1, (0, 2, 4))
     with pytest.raises(ValueError, match="max_length"):

@@ -38,7 +38,9 @@ class PoisonHeadAt(TrainerCallback):
                         p.fill_(float("nan"))
 
 
-def assert_resume_reproduces(make_trainer: Callable[[Path], object], tmp_path: Path, cut: int, total: int) -> None:
+def assert_resume_reproduces(
+    make_trainer: Callable[[Path], object], tmp_path: Path, cut: int, total: int
+) -> None:
     """A run stopped after `cut` steps and resumed from its checkpoint ends with the parameters of an
     uninterrupted run of `total` steps. `make_trainer(output_dir)` must save a checkpoint at step `cut`."""
     full = make_trainer(tmp_path / "full")

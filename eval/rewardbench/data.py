@@ -81,7 +81,9 @@ def apply_column_map(rows: list[dict], column_map: dict[str, str] | None, source
         seen.update(k for k in column_map if k in row)
         for src, dst in column_map.items():
             if src in row and dst in row and dst not in column_map:
-                clash = RowError(i, dst, "column clash", f"--column-map renames {src!r} onto existing {dst!r}")
+                clash = RowError(
+                    i, dst, "column clash", f"--column-map renames {src!r} onto existing {dst!r}"
+                )
                 errors += located([clash], row, i)
     unused = [k for k in column_map if k not in seen]
     if unused and rows:

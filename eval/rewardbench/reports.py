@@ -25,7 +25,10 @@ def markdown_report(results: dict) -> str:
     if scorer.get("baseline") == "length":
         lines += ["Baseline `length`: score = -len(response) in characters (equal lengths tie: wrong).", ""]
     elif scorer.get("baseline") == "logprob":
-        lines += [f"Baseline `logprob`: mean per-token log-prob of the response under `{scorer['policy']}`.", ""]
+        lines += [
+            f"Baseline `logprob`: mean per-token log-prob of the response under `{scorer['policy']}`.",
+            "",
+        ]
     data = results["data"]
     lines += [
         f"Dataset: `{data.get('dataset')}`" + (f" (split `{data['split']}`)" if data.get("split") else ""),

@@ -31,15 +31,21 @@ def logged(reward_func):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--scorer", help="Scorer directory, loaded in this process.")
-    source.add_argument("--remote", help="Base URL of a running `rewardmodels serve` (token: $RM_SERVE_TOKEN).")
+    source.add_argument(
+        "--remote", help="Base URL of a running `rewardmodels serve` (token: $RM_SERVE_TOKEN)."
+    )
     parser.add_argument("--policy", required=True, help="Causal LM to train (path, Hub id or smollm2-135m).")
     parser.add_argument("--steps", type=int, default=2, help="GRPO steps.")
     parser.add_argument("--generations", type=int, default=4, help="Completions per prompt.")
     parser.add_argument("--max-completion-length", type=int, default=32, help="Tokens per completion.")
-    parser.add_argument("--normalize", action="store_true", help="Standardise rewards with the manifest's statistics.")
+    parser.add_argument(
+        "--normalize", action="store_true", help="Standardise rewards with the manifest's statistics."
+    )
     parser.add_argument("--output", required=True, help="GRPOTrainer output_dir.")
     args = parser.parse_args(argv)
 

@@ -39,7 +39,9 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BT
     held_out: dict[str, list[dict]] = {}
     for name, rows in group_by_source(eval_rows, eval_sources).items():
         features, eval_cut = tokenize_pairs(tokenizer, rows, use_template, data_args.max_length)
-        held_out[name], eval_same = drop_identical_token_pairs(rows, features, drop, f"held-out pairs ({name})")
+        held_out[name], eval_same = drop_identical_token_pairs(
+            rows, features, drop, f"held-out pairs ({name})"
+        )
         logger.info(
             "%d held-out pairs from %s, %d truncated, %d dropped as identical",
             len(held_out[name]), name, eval_cut, eval_same,
@@ -78,4 +80,3 @@ def pair_collator(args: BTConfig, data_args: DataArguments, model, tokenizer, tr
 
 def main(argv: list[str] | None = None) -> int:
     return run_method(BTConfig, build_trainer, argv, "rewardmodels train bt", __doc__, final_eval)
-

@@ -35,4 +35,3 @@ class LengthBaseline:
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         return [-float(len(text_of(r))) for r in responses]
-

@@ -60,13 +60,17 @@ def create_app(service: ScoringService):
         finally:
             await asyncio.to_thread(service.close)
 
-    app = FastAPI(title="rewardmodels serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="rewardmodels serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
 
     def error(status: int, message: str, headers: dict | None = None):
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
     def check_auth(request) -> None:
-        if request.url.path not in OPEN_PATHS and not authorized(request.headers.get("authorization"), settings.token):
+        if request.url.path not in OPEN_PATHS and not authorized(
+            request.headers.get("authorization"), settings.token
+        ):
             raise RequestError(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
 
     async def handle(request, endpoint: str):
@@ -75,9 +79,13 @@ def create_app(service: ScoringService):
         try:
             check_auth(request)
             try:
-                raw = await asyncio.wait_for(read_body(request, settings.max_body_bytes), settings.request_timeout_s)
+                raw = await asyncio.wait_for(
+                    read_body(request, settings.max_body_bytes), settings.request_timeout_s
+                )
             except asyncio.TimeoutError:
-                raise RequestError(408, f"the body did not arrive within {settings.request_timeout_s:g} s") from None
+                raise RequestError(
+                    408, f"the body did not arrive within {settings.request_timeout_s:g} s"
+                ) from None
             response = JSONResponse(await service.answer(endpoint, decode_body(raw), deadline))
         except RequestError as e:
             response = error(e.status, e.message, e.headers)
@@ -115,7 +123,11 @@ def create_app(service: ScoringService):
     async def http_error(request, exc: HTTPException):
         metrics.record_request("other", exc.status_code, 0.0)
         allowed = sorted(POST_ENDPOINTS) + ["/health", "/metrics"]
-        message = exc.detail if exc.status_code != 404 else f"no such path; this server answers {', '.join(allowed)}"
+        message = (
+            exc.detail
+            if exc.status_code != 404
+            else f"no such path; this server answers {', '.join(allowed)}"
+        )
         return error(exc.status_code, str(message), exc.headers)
 
     return app

@@ -42,14 +42,23 @@ def server_message(error: urllib.error.HTTPError) -> str:
 
 
 def remote_scores(
-    url: str, prompts: list, completions: list, *, token: str | None, timeout: float, retries: int, backoff: float
+    url: str,
+    prompts: list,
+    completions: list,
+    *,
+    token: str | None,
+    timeout: float,
+    retries: int,
+    backoff: float,
 ) -> list[float | None]:
     """The server's /score scores for prompts and completions (see the module docstring for retries)."""
     endpoint = url.rstrip("/") + "/score"
     last = ""
     for attempt in range(retries + 1):
         try:
-            return post_json(endpoint, {"prompts": prompts, "responses": completions}, token, timeout)["scores"]
+            return post_json(endpoint, {"prompts": prompts, "responses": completions}, token, timeout)[
+                "scores"
+            ]
         except urllib.error.HTTPError as e:
             message = server_message(e)
             if e.code != 503:

@@ -45,7 +45,9 @@ class ServerMetrics:
             self.requests[(endpoint, status)] += 1
             self.latencies.append(seconds)
 
-    def record_batch(self, requests: int, forward_sizes: Sequence[int], duplicates: int, seconds: float) -> None:
+    def record_batch(
+        self, requests: int, forward_sizes: Sequence[int], duplicates: int, seconds: float
+    ) -> None:
         with self._lock:
             self.batch_requests[requests] += 1
             for size in forward_sizes:

@@ -67,7 +67,9 @@ class ServerSettings:
                 "such a request could never be queued"
             )
         if self.openrlhf_scores not in OPENRLHF_SCORES:
-            raise ValueError(f"openrlhf_scores must be one of {OPENRLHF_SCORES}, got {self.openrlhf_scores!r}")
+            raise ValueError(
+                f"openrlhf_scores must be one of {OPENRLHF_SCORES}, got {self.openrlhf_scores!r}"
+            )
         if self.request_timeout_s <= 0 or self.max_body_bytes < 1:
             raise ValueError("the request timeout and the body cap must be positive")
 
@@ -156,7 +158,9 @@ class ScoringService:
 
     def prepare_steps(self, prompts: list, steps: list[list[str]]) -> Prepared:
         if not isinstance(self.scorer, ScoresSteps):
-            raise RequestError(400, f"this {self.scorer.kind} scorer gives no step scores; POST /score instead")
+            raise RequestError(
+                400, f"this {self.scorer.kind} scorer gives no step scores; POST /score instead"
+            )
         items = list(zip(prompts, steps, strict=True))
         return Prepared("steps", items, [text_cost(p) + text_cost(s) for p, s in items])
 
@@ -213,7 +217,9 @@ class ScoringService:
         """The reply to one body, scored in the calling thread without the queue (tests, custom loops)."""
         form, prepared, aggregation = self.prepare(endpoint, body)
         values: list = [None] * len(prepared.items)
-        for take in plan_forwards(prepared.costs, self.settings.max_batch_size, self.settings.max_batch_tokens):
+        for take in plan_forwards(
+            prepared.costs, self.settings.max_batch_size, self.settings.max_batch_tokens
+        ):
             out = self.run(prepared.kind, [prepared.items[i] for i in take])
             for i, v in zip(take, out, strict=True):
                 values[i] = v

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from rewardmodels.eval.calibration_metrics import calibration_metrics
@@ -108,15 +108,20 @@ def pair_points(score_chosen, score_rejected) -> tuple[list[float], list[int], i
 
 def pair_calibration(records: Sequence[Mapping], n_bins: int = EVAL_BINS) -> dict:
     """The calibration entry of RewardBench-style records (`score_chosen`, `score_rejected`)."""
+    probs, labels, unscored = pooled(pair_points(r["score_chosen"], r["score_rejected"]) for r in records)
+    return summarize(probs, labels, PAIR_PROBABILITY, PAIR_LABEL, unscored, n_bins)
+
+
+def pooled(points: Iterable[tuple[list[float], list[int], int]]) -> tuple[list[float], list[int], int]:
+    """The (p, y, unscored) of many rows as one: lists concatenated, unscored counts summed."""
     probs: list[float] = []
     labels: list[int] = []
     unscored = 0
-    for record in records:
-        p, y, u = pair_points(record["score_chosen"], record["score_rejected"])
+    for p, y, u in points:
         probs += p
         labels += y
         unscored += u
-    return summarize(probs, labels, PAIR_PROBABILITY, PAIR_LABEL, unscored, n_bins)
+    return probs, labels, unscored
 
 
 # ---- steps: ProcessBench ---------------------------------------------------------------------------------
@@ -156,14 +161,7 @@ def processbench_calibration(
         }
 
     def entry(rows: Sequence[Mapping]) -> dict:
-        probs: list[float] = []
-        labels: list[int] = []
-        unscored = 0
-        for e in rows:
-            p, y, u = step_points(e["step_scores"], e["label"])
-            probs += p
-            labels += y
-            unscored += u
+        probs, labels, unscored = pooled(step_points(e["step_scores"], e["label"]) for e in rows)
         return summarize(probs, labels, STEP_PROBABILITY, STEP_LABEL, unscored, n_bins)
 
     subsets = list(dict.fromkeys(e["subset"] for e in examples))

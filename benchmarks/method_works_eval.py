@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rewardmodels.eval.processbench_metrics import predict_from_scores, subset_metrics, tune_threshold
+from rewardmodels.eval.step_baselines import gold_first_errors
 from rewardmodels.scorers.baselines import LengthBaseline
 from rewardmodels.scorers.groups import score_response_groups
-from rewardmodels.verification import first_wrong_step
 
 
 def mean(values: Sequence[float]) -> float:
@@ -50,11 +50,6 @@ def length_rule_accuracy(rows: Sequence[dict]) -> float:
 
 
 # ---- first errors ----------------------------------------------------------------------------------------
-
-
-def first_error_labels(rows: Sequence[dict]) -> list[int]:
-    """Each stepwise row's first wrong step (0-based), or -1, from its step labels."""
-    return [first_wrong_step(r["labels"]) for r in rows]
 
 
 def percent(x: float | None) -> float:
@@ -237,7 +232,7 @@ def verifier_figures(scorer, rows: Sequence[dict], batch_size: int = 16) -> dict
     """Verdict accuracy and first-error metrics of `predict_first_error` over stepwise rows, what the chains
     cost, and each row's P(yes) and predicted index."""
     prompts, steps = [r["prompt"] for r in rows], [r["completions"] for r in rows]
-    labels = first_error_labels(rows)
+    labels = gold_first_errors(rows)
     p_yes = scorer.score_solutions(prompts, steps, batch_size)
     compute = scorer.compute_report()  # before predict_first_error counts the same chains a second time
     predictions = scorer.predict_first_error(prompts, steps, batch_size)  # the same chains, from the cache

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import method_works_eval as ev
+from rewardmodels.eval.step_baselines import gold_first_errors
 
 logger = logging.getLogger("rewardmodels")
 
@@ -178,7 +179,7 @@ def run_prm(s: Settings) -> tuple[list[Line], dict]:
 
     manifest = train(s, "run", s.spec(s.train_rows), s.spec(s.test_rows, HELD_OUT))
     test = s.rows("stepwise", s.test_rows, HELD_OUT)
-    labels = ev.first_error_labels(test)
+    labels = gold_first_errors(test)
     prompts, steps = [r["prompt"] for r in test], [r["completions"] for r in test]
     trained = ev.f1_at(load_scorer(scorer_dir(s)).score_steps(prompts, steps, s.batch_size), labels, 0.5)
     control_rows = control_slice(s, test)
@@ -186,7 +187,7 @@ def run_prm(s: Settings) -> tuple[list[Line], dict]:
     control_scores = control_scorer.score_steps(
         [r["prompt"] for r in control_rows], [r["completions"] for r in control_rows], s.batch_size
     )
-    control = ev.f1_at(control_scores, ev.first_error_labels(control_rows), 0.5)
+    control = ev.f1_at(control_scores, gold_first_errors(control_rows), 0.5)
     baselines = step_baselines(s.rows("stepwise", s.train_rows), test, s.seed)
     details = {"n_test": len(test), "trained": trained, "control": control, "baselines": baselines,
                "trainer": trainer_eval(manifest)}  # fmt: skip
@@ -201,7 +202,7 @@ def run_implicit_prm(s: Settings) -> tuple[list[Line], dict]:
     test = s.rows("stepwise", s.test_rows, HELD_OUT)
     tune = s.rows("stepwise", s.tune_rows, TUNING)
     c_test = control_slice(s, test)
-    labels, tune_labels, c_labels = map(ev.first_error_labels, (test, tune, c_test))
+    labels, tune_labels, c_labels = map(gold_first_errors, (test, tune, c_test))
     # aggregation "last": score() is r(y) = q_T, whose sign is ImplicitPRMTrainer's outcome prediction
     trained = load_scorer(scorer_dir(s), aggregation="last")
     reading = s.step_scores or trained.step_scores
@@ -242,7 +243,7 @@ def run_generative(s: Settings) -> tuple[list[Line], dict]:
 
     manifest = train(s, "run", "templated:" + s.spec(s.train_rows), None)
     test = s.rows("stepwise", s.test_rows, HELD_OUT)
-    labels = ev.first_error_labels(test)
+    labels = gold_first_errors(test)
     cache = str(s.workdir / "chains.sqlite")
 
     def verifier(k: int, temperature: float):

@@ -27,13 +27,12 @@ within the budget and the control fails (flipped 0.99): the budget is what makes
 
 from __future__ import annotations
 
-import json
-
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.train import build_trainer
 from rewardmodels.data_builders.crome import CromeSettings, augment
 from rewardmodels.data_builders.crome_rules import RuleOracle, planted_token_rules, spurious_pairs
 from rewardmodels.data_builders.spurious import FILLER_CLOSING, FILLER_OPENING
+from rewardmodels.io import write_jsonl
 from rewardmodels.sampling import SampleCache, Sampler, SamplingParams
 from rewardmodels.tokenization import tokenize_pairs
 from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
@@ -42,11 +41,6 @@ from tests import planted
 TRAIN_ROWS, TEST_ROWS, CHOSEN_SHARE = 128, 200, 0.9
 STEPS, BATCH, LEARNING_RATE, MAX_LENGTH = 80, 16, 3e-3, 256
 CROME = CromeSettings(attributes_per_row=1, transforms=(), irrelevant_query=False)
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
 
 
 def train_and_test(model_dir, train_file, out_dir, tests: dict[str, list[dict]]) -> tuple[dict, set]:
@@ -90,7 +84,8 @@ def crome_runs(model_dir, root) -> dict:
         sampler.cache.close()
     out = {"train": train, "augmented": augmented, "stats": stats}
     for name, rows in (("plain", train), ("crome", augmented)):
-        file = write_jsonl(root / f"{name}.jsonl", rows)
+        file = root / f"{name}.jsonl"
+        write_jsonl(file, rows)
         out[name], out[f"{name}_logged"] = train_and_test(model_dir, file, root / name, tests)
     print("crome learnability:", {k: out[k] for k in ("plain", "crome")})
     return out

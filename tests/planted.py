@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rewardmodels.eval.processbench_metrics import subset_metrics
+from rewardmodels.eval.step_baselines import gold_first_errors
 
 PLANTED = "bad"
 FILLER = ("a", "one", "out", "it", "time", "step", "at", *(str(n) for n in range(36)))
@@ -110,16 +111,11 @@ def outcome_rows(sols: Sequence[Solution], plant: bool = True) -> list[dict]:
     ]
 
 
-def first_error(labels: Sequence[bool]) -> int:
-    """ProcessBench's label: the index of the first False step, or -1."""
-    return next((k for k, label in enumerate(labels) if not label), -1)
-
-
 def position_only_f1(rows: Sequence[dict]) -> float:
     """The best first-error F1 (`processbench_metrics.subset_metrics`) on stepwise `rows` of any predictor
     that sees only a solution's step count: every assignment of step count -> predicted index (or -1) is
     tried. A model that learned no more than the position prior cannot beat it."""
-    labels = [first_error(r["labels"]) for r in rows]
+    labels = gold_first_errors(rows)
     counts = sorted({len(r["completions"]) for r in rows})
     best = 0.0
     for choice in itertools.product(*[range(-1, n) for n in counts]):

@@ -30,8 +30,10 @@ from pathlib import Path
 import pytest
 
 import rewardmodels
-from rewardmodels.eval.processbench_metrics import predict_from_scores, subset_metrics
+from rewardmodels.eval import step_baselines
+from rewardmodels.eval.processbench_metrics import predict_from_scores
 from rewardmodels.export import export_scorer
+from rewardmodels.io import write_jsonl
 from tests import learnability_crome as crome_case
 from tests import planted
 from tests.tiny import build_tokenizer
@@ -47,7 +49,7 @@ def planted_token_is_one_token():
 
 
 def write_rows(path: Path, rows: list[dict]) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(path, rows)
     return str(path)
 
 
@@ -71,8 +73,7 @@ def scorer(run: Path, **options):
 
 def first_error_f1(step_scores: list[list[float]], rows: list[dict]) -> dict:
     """ProcessBench's metric at the scorer's own threshold 0.5: the first step below it is the prediction."""
-    labels = [planted.first_error(r["labels"]) for r in rows]
-    return subset_metrics(labels, [predict_from_scores(s, 0.5) for s in step_scores])
+    return step_baselines.first_error_f1(rows, [predict_from_scores(s, 0.5) for s in step_scores])
 
 
 # ---- BT -------------------------------------------------------------------------------------------------

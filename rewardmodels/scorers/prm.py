@@ -30,6 +30,7 @@ from rewardmodels.tokenization import separator_ids, step_prompt_ids, tokenize_s
 
 class PRMScorer:
     kind = "prm"
+    score_scale = step_score_scale = "probability"  # P(step correct), and its aggregate (scorers.calibration)
 
     def __init__(
         self,

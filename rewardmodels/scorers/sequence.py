@@ -23,6 +23,7 @@ from rewardmodels.tokenization import render_ids, truncate_sequence
 
 class SequenceScorer:
     kind = "bt"
+    score_scale = "logit"  # the head's reward (scorers.calibration)
 
     def __init__(self, model, tokenizer, manifest: dict, device: torch.device):
         self.model = model.eval()

@@ -10,7 +10,8 @@ With logits z_i (a scorer's raw score as a logit, `scorers.calibration.as_logit`
   Hessian   (1/n) sum_i w_i [[z_i^2, z_i], [z_i, 1]],  w_i = p_i (1 - p_i)
 
 L is convex, so Newton's method from (a, b) = (1, 0) (the scorer as it is) finds the minimum; each step is
-halved until L does not increase, and the fit stops when max |gradient| < GRAD_TOL. Deterministic: float64,
+halved until L does not increase, and the fit stops when the Newton step is below float precision
+(STEP_TOL) or no step lowers L; a gradient still above GRAD_TOL then is an error. Deterministic: float64,
 no randomness. `fit_bias=False` fixes b = 0 and fits a alone (pairs: `scorers.calibration` says why).
 
 The minimum is finite only when the labels are not separated by z: if every z of label 1 lies at or above
@@ -30,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-GRAD_TOL = 1e-10
+STEP_TOL = 1e-13  # a Newton step below STEP_TOL * (1 + max |parameter|) ends the fit
+GRAD_TOL = 1e-8  # the gradient at the end must be below this, or the fit failed
 MAX_ITERATIONS = 100
 
 
@@ -106,22 +108,30 @@ def fit_temperature(
 
     current, iterations = loss(theta), 0
     grad, p = gradient(theta)
-    while np.max(np.abs(grad)) >= GRAD_TOL and iterations < MAX_ITERATIONS:
+    while iterations < MAX_ITERATIONS:
         hessian = (features * (p * (1.0 - p))[:, None]).T @ features / z.size
         step = np.linalg.solve(hessian, grad)
-        shrink = 1.0
-        while (
-            shrink > 1e-12 and loss(theta - shrink * step) > current
-        ):  # damping: halve until L does not rise
+        if np.max(np.abs(step)) <= STEP_TOL * (1.0 + np.max(np.abs(theta))):
+            break  # Newton converges quadratically: a step this small means the minimum to float precision
+        shrink = 1.0  # damping: the step is halved until L does not rise
+        while shrink > 1e-12 and loss(theta - shrink * step) > current:
             shrink /= 2.0
         if shrink <= 1e-12:
             break  # no step lowers L: at the minimum to float precision
         theta = theta - shrink * step
         current, iterations = loss(theta), iterations + 1
         grad, p = gradient(theta)
-    if np.max(np.abs(grad)) >= 1e-6:  # a stall above float rounding: not a minimum
+    if np.max(np.abs(grad)) >= GRAD_TOL:  # stopped away from the minimum
         raise ValueError(f"the temperature fit did not converge (gradient {np.max(np.abs(grad)):.3g})")
     return TemperatureFit(float(theta[0]), float(theta[1]) if fit_bias else 0.0, current, iterations)
 
 
-__all__ = ["GRAD_TOL", "MAX_ITERATIONS", "TemperatureFit", "fit_temperature", "log_loss", "separation"]
+__all__ = [
+    "GRAD_TOL",
+    "MAX_ITERATIONS",
+    "STEP_TOL",
+    "TemperatureFit",
+    "fit_temperature",
+    "log_loss",
+    "separation",
+]

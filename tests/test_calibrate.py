@@ -19,6 +19,7 @@ from rewardmodels.eval.calibrate_data import split_rows
 from rewardmodels.eval.calibration_fit import fit_temperature
 from rewardmodels.io import write_json
 from rewardmodels.scorers.reward_funcs import RewardOptions, reward_function
+from tests import rl_fixtures
 from tests.rl_fixtures import StepScorer
 from tests.test_serve import call, serving
 
@@ -230,3 +231,42 @@ def test_a_step_fit_calibrates_steps_and_their_min():
         assert body["scores"] == pytest.approx([1 / 10], abs=1e-12)
         status, body, _ = call(f"{url}/score", {"prompts": ["p"], "responses": ["one two\n\nthree"]})
         assert body["scores"] == pytest.approx([1 / 5], abs=1e-12)
+
+
+tiny_prm_scorer = rl_fixtures.tiny_prm_scorer  # the fixture, for this module
+
+
+def test_processbench_rows_fit_a_prm_on_its_step_probabilities(tiny_prm_scorer, tmp_path):
+    scorer_dir = fresh_copy(tiny_prm_scorer, tmp_path)
+    rows = [{"problem": f"Compute {i} + {j}.", "steps": [f"{i} + {j} = {i + j + k}", f"Answer: {i + j + k}"],
+             "label": [-1, 0, 1][(i + j) % 3]} for i in range(6) for j in range(2) for k in (0, 2)]  # fmt: skip
+    dataset = write_rows(tmp_path / "pb.jsonl", rows)
+    results = run_calibrate(scorer_dir, dataset, tmp_path / "out")
+    assert (results["target"], results["source"], results["score_scale"]) == (
+        "step",
+        "score_steps",
+        "probability",
+    )
+    # the fit is fit_temperature of logit(p) of the labelled steps of the fit rows: 1 before the error, 0 at it
+    raw = journal_scores(tmp_path / "out")
+    fit_rows, _ = split_rows(rows, "processbench", 0.5, 0)
+    z, y = [], []
+    for i in fit_rows:
+        label = rows[i]["label"]
+        for k, p in enumerate(raw[i][: len(rows[i]["steps"]) if label == -1 else label + 1]):
+            z.append(math.log(p / (1 - p)))
+            y.append(int(label == -1 or k < label))
+    expected = fit_temperature(z, y)
+    a, b = results["fit"]["scale"], results["fit"]["bias"]
+    assert (a, b) == pytest.approx((expected.scale, expected.bias), abs=1e-9)
+
+    # a step fit rewards through min: sigmoid(a logit(min_k p_k) + b), as the server's /score gives it
+    scorer = rewardmodels.load_scorer(scorer_dir, device="cpu")
+    prompts, responses = ["Compute 1 + 2."] * 2, ["1 + 2 = 3\n\nAnswer: 3", "1 + 2 = 4\n\nAnswer: 4"]
+    steps_min = [min(s) for s in scorer.score_steps(prompts, [r.split("\n\n") for r in responses])]
+    expected_p = by_hand(a, b, [math.log(p / (1 - p)) for p in steps_min])
+    reward = scorer.as_reward_func(aggregation="min", calibrated=True)
+    assert reward(prompts, responses) == pytest.approx(expected_p, abs=1e-6)
+    with serving(scorer, options=RewardOptions(aggregation="min", calibrated=True)) as (url, _):
+        status, body, _ = call(f"{url}/score", {"prompts": prompts, "responses": responses})
+        assert status == 200 and body["scores"] == pytest.approx(expected_p, abs=1e-6)

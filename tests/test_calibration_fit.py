@@ -93,6 +93,9 @@ def test_where_a_fit_applies():
         check_use(step_fit, "prod")
     with pytest.raises(ValueError, match="positive scale"):
         check_use(Calibration(-1.0, 0.0, "probability", "step"), "min")
+    # an implicit PRM fitted with step_scores=reward (logits), loaded with sigmoid_q (probabilities)
+    with pytest.raises(ValueError, match="read the implicit_prm scorer's scores as logits, but as loaded"):
+        check_use(Calibration(1.0, 0.0, "logit", "step"), "min", "implicit_prm", declared_scale="probability")
 
 
 def test_split_keeps_a_prompt_on_one_side_and_is_seeded():

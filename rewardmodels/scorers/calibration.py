@@ -114,9 +114,19 @@ def read_calibration(manifest: Mapping, where: str | None = None) -> Calibration
     return Calibration(numbers["scale"], numbers["bias"], entry["score"], entry["target"])
 
 
-def check_use(calibration: Calibration, aggregation: str | None, kind: str = "this") -> None:
+def check_use(
+    calibration: Calibration, aggregation: str | None, kind: str = "this", declared_scale: str | None = None
+) -> None:
     """ValueError when `calibration` does not apply to the reward asked for: the scorer's response score
-    (`aggregation` None) or its step scores re-aggregated with `aggregation` (module docstring)."""
+    (`aggregation` None) or its step scores re-aggregated with `aggregation` (module docstring); or when the
+    scorer declares those scores on another scale than the fit read them on (`declared_scale`: loaded with
+    other options than at fitting, e.g. an implicit PRM's step_scores)."""
+    if declared_scale is not None and declared_scale != calibration.score:
+        raise ValueError(
+            f"calibrated: the fit read the {kind} scorer's scores as {calibration.score}s, but as loaded they "
+            f"are {declared_scale}s; load it with the options it was fitted with (the manifest's "
+            "calibration.fitted_on.scorer_options)"
+        )
     if aggregation is None:
         if calibration.source != "score":
             raise ValueError(

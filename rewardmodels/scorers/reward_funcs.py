@@ -46,7 +46,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rewardmodels.scorers.calibration import Calibration, check_use, read_calibration
-from rewardmodels.scorers.capabilities import CarriesManifest, NormalizesScores, ScoresSteps, SplitsResponses
+from rewardmodels.scorers.capabilities import (
+    CarriesManifest,
+    DeclaresScoreScale,
+    DeclaresStepScoreScale,
+    NormalizesScores,
+    ScoresSteps,
+    SplitsResponses,
+)
 from rewardmodels.steps import PROBABILITY_AGGREGATIONS, aggregate, check_aggregation, split_response
 
 Clip = tuple[float | None, float | None]
@@ -101,13 +108,23 @@ class RewardOptions:
                     "calibrated and normalize exclude each other: a calibrated reward is a probability, "
                     "sigmoid(a * z + b); standardising it would undo that"
                 )
-            check_use(scorer_calibration(scorer), self.aggregation, kind)
+            check_use(
+                scorer_calibration(scorer), self.aggregation, kind, declared_scale(scorer, self.aggregation)
+            )
         if self.aggregation is not None:
             check_aggregation(self.aggregation, PROBABILITY_AGGREGATIONS)
             if not (isinstance(scorer, ScoresSteps) and isinstance(scorer, SplitsResponses)):
                 raise ValueError(f"aggregation: this {kind} scorer does not score steps")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+def declared_scale(scorer, aggregation: str | None) -> str | None:
+    """What the scorer says the values a reward calibrates are: its `score_scale` (no aggregation) or its
+    `step_score_scale` (step scores re-aggregated); None when it does not say."""
+    if aggregation is None:
+        return scorer.score_scale if isinstance(scorer, DeclaresScoreScale) else None
+    return scorer.step_score_scale if isinstance(scorer, DeclaresStepScoreScale) else None
 
 
 def scorer_calibration(scorer) -> Calibration:

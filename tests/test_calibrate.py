@@ -19,6 +19,7 @@ from rewardmodels.eval.calibrate_data import split_rows
 from rewardmodels.eval.calibration_fit import fit_temperature
 from rewardmodels.io import write_json
 from rewardmodels.scorers.reward_funcs import RewardOptions, reward_function
+from rewardmodels.serving.client import remote_reward_func
 from tests import rl_fixtures
 from tests.rl_fixtures import StepScorer
 from tests.test_serve import call, serving
@@ -147,6 +148,8 @@ def test_calibrate_stores_the_fit_and_every_path_returns_sigmoid_of_it(bt_dir, t
             f"{url}/score", {"prompts": prompts, "responses": completions, "calibrated": 1}
         )
         assert status == 400 and "'calibrated' must be true or false" in body["error"]
+        remote = remote_reward_func(url, calibrated=True, asynchronous=False)  # TRL through the server
+        assert remote(prompts, completions) == pytest.approx(expected_p, abs=1e-6)
 
 
 def test_pairs_fit_the_scale_alone_and_a_rerun_resumes_from_the_journal(bt_dir, tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ from rewardmodels.eval.calibrate_data import split_rows
 from rewardmodels.eval.calibration_fit import fit_temperature
 from rewardmodels.io import write_json
 from rewardmodels.scorers.reward_funcs import RewardOptions, reward_function
+from rewardmodels.serving import ServerSettings
 from rewardmodels.serving.client import remote_reward_func
 from tests import rl_fixtures
 from tests.rl_fixtures import StepScorer
@@ -194,6 +195,8 @@ def test_refusals(bt_dir, tmp_path, capsys):
     with serving(rewardmodels.load_scorer(bt_dir, device="cpu")) as (url, _):
         status, body, _ = call(f"{url}/score", {"prompts": ["p"], "responses": ["r"], "calibrated": True})
         assert status == 400 and "no `calibration`" in body["error"]
+    with pytest.raises(ValueError, match="squash them twice"):  # sigmoid of a probability
+        ServerSettings(options=RewardOptions(calibrated=True), openrlhf_scores="sigmoid").check()
 
 
 def test_a_bad_row_is_reported_before_the_scorer_loads(tmp_path, capsys):

@@ -33,6 +33,12 @@ COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
     },
     "export": {None: ("rewardmodels.export", "merge LoRA and write a scorer directory")},
     "score": {None: ("rewardmodels.score", "score a file of prompt/response rows with a scorer")},
+    "calibrate": {
+        None: (
+            "rewardmodels.eval.calibrate",
+            "fit temperature scaling on labelled rows, store it in the scorer's manifest",
+        )
+    },
     "serve": {None: ("rewardmodels.serve", "serve a scorer over HTTP (OpenRLHF remote-RM API)")},
     "demo": {
         None: (

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter
 from rewardmodels.data_builders.schema import scoring_row_errors, validate_rows
+from rewardmodels.errors import InputError
 from rewardmodels.io import read_rows, write_jsonl
 
 
@@ -41,19 +43,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--normalize", action="store_true", help="Standardise scores with the manifest's reward mean and std."
     )
+    parser.add_argument(
+        "--calibrated",
+        action="store_true",
+        help="Calibrated probabilities sigmoid(a * z + b), with the fit `rewardmodels calibrate` stored in the "
+        "manifest (as as_reward_func(calibrated=True) gives them). Not with --normalize.",
+    )
     args = parser.parse_args(argv)
+    if args.calibrated and args.normalize:
+        parser.error("--calibrated and --normalize exclude each other: a calibrated score is a probability")
 
     # Every row's fields are checked (and an empty file refused) before the scorer loads.
     checks = scoring_row_errors(args.prompt_field, args.response_field)
     rows, _ = validate_rows(
         read_rows(args.input), checks, source=args.input, hint="See --prompt-field/--response-field."
     )
-    from rewardmodels.scorers import load_scorer
+    from rewardmodels.scorers import MANIFEST_NAME, load_scorer
     from rewardmodels.scorers.capabilities import NormalizesScores, ReportsTruncation
+    from rewardmodels.scorers.reward_funcs import RewardOptions, scorer_calibration
 
     scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype)
     if args.normalize and not isinstance(scorer, NormalizesScores):
         raise SystemExit(f"--normalize: this {scorer.kind} scorer has no reward statistics to normalise with")
+    calibration = None
+    if args.calibrated:
+        try:
+            RewardOptions(calibrated=True).check(scorer)  # a fit that applies to `score`, as a reward's
+        except ValueError as e:
+            raise InputError(Path(args.scorer) / MANIFEST_NAME, None, "calibration", str(e)) from None
+        calibration = scorer_calibration(scorer)
     scores: list[float] = []
     truncated = 0 if isinstance(scorer, ReportsTruncation) else None
     with tqdm(total=len(rows), desc="scoring", unit="row") as bar:
@@ -64,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
                 [r[args.response_field] for r in chunk],
                 args.batch_size,
             )
-            scores += scorer.normalize(values) if args.normalize else values
+            if args.normalize:
+                values = scorer.normalize(values)
+            elif calibration is not None:
+                values = calibration.probabilities(values)
+            scores += values
             if truncated is not None:
                 truncated += sum(scorer.last_truncated)
             bar.update(len(chunk))

@@ -5,7 +5,7 @@ arriving within a short window (--batch-window-ms) up to --max-batch-size sequen
 Endpoints (JSON bodies; see docs/rl.md for examples):
   POST /get_reward   OpenRLHF: {"query": [prompt+response text, ...], "prompts": ..., "labels": ...}
                      -> {"rewards": [...], "scores": [...], "extra_logs": {...}}
-  POST /score        {"prompts": [...], "responses": [...]} -> {"scores": [...]}
+  POST /score        {"prompts": [...], "responses": [...], "calibrated": bool?} -> {"scores": [...]}
   POST /score_steps  {"prompts": [...], "steps": [[...], ...]} -> {"step_scores": [[...], ...]}
   GET  /health, GET /metrics (request counts, forward sizes, queue depth, latency percentiles)
 
@@ -99,6 +99,12 @@ def build_parser() -> ArgumentParser:
         help="Standardise rewards with the manifest's reward mean and std.",
     )
     rewards.add_argument(
+        "--calibrated",
+        action="store_true",
+        help="Return calibrated probabilities sigmoid(a * z + b), the fit `rewardmodels calibrate` stored in the "
+        "manifest (/get_reward, /score; /score_steps for a step fit). A /score body may set `calibrated` itself.",
+    )
+    rewards.add_argument(
         "--clip",
         default=None,
         help="Clip rewards (after --normalize): C for [-C, C], or LO,HI (either may be empty).",
@@ -140,7 +146,10 @@ def settings_from(args, token: str | None) -> ServerSettings:
         limits=Limits(max_items=args.max_request_items, max_text_chars=args.max_text_chars),
         refuse_overlong=args.on_overlong == "refuse",
         options=RewardOptions(
-            normalize=args.normalize, clip=clip_flag(args.clip), aggregation=args.aggregation
+            normalize=args.normalize,
+            clip=clip_flag(args.clip),
+            aggregation=args.aggregation,
+            calibrated=args.calibrated,
         ),
         openrlhf_scores=args.openrlhf_scores,
         token=token,

@@ -30,6 +30,11 @@ Attributes a scorer may declare, so callers read them without probing:
 - `PrefersBatchSize`: `preferred_batch_size`, sequences per forward off CPU when the caller names none.
 - `SplitsResponses`: `response_step_split`, where a step scorer cuts a whole response into steps (what its
   `score` does), so a caller can re-aggregate `score_steps` with another rule.
+- `CarriesManifest`: `manifest`, the scorer directory's manifest as loaded (a stored `calibration` is read
+  from it: `scorers.calibration`).
+- `DeclaresScoreScale`: `score_scale`, what `score` returns: "logit" (a real-valued reward, a log-ratio) or
+  "probability" (in [0, 1]); `rewardmodels calibrate` reads its logit off it.
+- `DeclaresStepScoreScale`: `step_score_scale`, the same for each value of `score_steps`.
 """
 
 from __future__ import annotations
@@ -108,6 +113,21 @@ class ReportsCompute(Protocol):
     def compute_report(self) -> dict: ...
 
 
+@runtime_checkable
+class CarriesManifest(Protocol):
+    manifest: dict
+
+
+@runtime_checkable
+class DeclaresScoreScale(Protocol):
+    score_scale: str
+
+
+@runtime_checkable
+class DeclaresStepScoreScale(Protocol):
+    step_score_scale: str
+
+
 __all__ = [
     "ScoresTexts",
     "ScoresTokenIds",
@@ -121,4 +141,7 @@ __all__ = [
     "PrefersBatchSize",
     "SplitsResponses",
     "ReportsCompute",
+    "CarriesManifest",
+    "DeclaresScoreScale",
+    "DeclaresStepScoreScale",
 ]

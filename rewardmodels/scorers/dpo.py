@@ -51,6 +51,7 @@ __all__ = ["DPOScorer", "EncodedResponse", "REF_FREE_MODES"]
 
 class DPOScorer:
     kind = "dpo"
+    score_scale = "logit"  # beta * log-ratio (scorers.calibration)
     # Sequences per forward off CPU when the caller names none: each forward runs two models.
     preferred_batch_size = 8
 
@@ -149,7 +150,7 @@ class DPOScorer:
         policy_model, ref_model, tokenizer, dev = _load_models(
             str(path), reference, device, dtype, False, attn_implementation
         )
-        return cls(
+        scorer = cls(
             policy_model,
             ref_model,
             tokenizer,
@@ -161,6 +162,9 @@ class DPOScorer:
             name=manifest.get("base_model") or str(path),
             reference_name=manifest.get("reference"),
         )
+        if "calibration" in manifest:  # a stored fit (`rewardmodels calibrate`) travels with the scorer
+            scorer.manifest["calibration"] = manifest["calibration"]
+        return scorer
 
     # -- tokenization -------------------------------------------------------------------------------------
     def encode(self, prompts: Sequence, responses: Sequence) -> list[EncodedResponse]:

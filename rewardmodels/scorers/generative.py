@@ -86,6 +86,7 @@ def problem_text(prompt) -> str:
 
 class GenerativeScorer:
     kind = "generative"
+    score_scale = step_score_scale = "probability"  # P(yes), verdict shares (scorers.calibration)
 
     def __init__(
         self,

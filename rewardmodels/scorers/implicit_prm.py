@@ -63,6 +63,7 @@ from rewardmodels.steps import REWARD_AGGREGATIONS, aggregate_steps, check_aggre
 
 class ImplicitPRMScorer:
     kind = "implicit_prm"
+    score_scale = "logit"  # every REWARD_AGGREGATIONS value is a reward or a q (scorers.calibration)
     preferred_batch_size = 8  # sequences per forward off CPU when the caller names none: two models run
 
     def __init__(
@@ -97,6 +98,7 @@ class ImplicitPRMScorer:
         self.truncated = 0
         self.last_truncated: list[bool] = []
         self.unscored_steps = 0  # steps beyond max_length in score_steps, returned as NaN
+        self.step_score_scale = "probability" if step_scores == "sigmoid_q" else "logit"
 
     @classmethod
     def from_directory(

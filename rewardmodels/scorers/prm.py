@@ -30,6 +30,7 @@ from rewardmodels.tokenization import separator_ids, step_prompt_ids, tokenize_s
 
 class PRMScorer:
     kind = "prm"
+    score_scale = step_score_scale = "probability"  # P(step correct), and its aggregate (scorers.calibration)
 
     def __init__(
         self,
@@ -127,7 +128,7 @@ class PRMScorer:
         return [aggregate(p, self.aggregation) for p in self.score_steps(prompts, steps, batch_size)]
 
     def as_reward_func(self, **options):
-        """A TRL reward function (`scorers.reward_funcs.reward_function`: aggregation, clip, batch_size,
-        asynchronous); without `aggregation`, the scorer's own."""
+        """A TRL reward function (`scorers.reward_funcs.reward_function`: aggregation, calibrated, clip,
+        batch_size, asynchronous); without `aggregation`, the scorer's own."""
         name = f"prm_{Path(str(self.manifest.get('base_model', 'scorer'))).name}"
         return reward_function(self, name=name, **options)

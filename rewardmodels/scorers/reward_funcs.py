@@ -21,12 +21,16 @@ The options act on each score r, in this order:
                  steps at the scorer's `response_step_split` (`steps.aggregate` states min, prod, last, mean)
   normalize      r = (r - mean) / std, with the reward statistics the manifest recorded at export
                  (the scorer's `NormalizesScores.normalize`)
+  calibrated     r = sigmoid(a * z + b), the fit `rewardmodels calibrate` stored in the manifest, z the score
+                 as a logit (`scorers.calibration`); not with normalize, and only where the fit applies: a fit
+                 on response scores or pairs without aggregation, a fit on step scores with min or last
   clip (lo, hi)  r = min(max(r, lo), hi); a single number c means (-c, c), None leaves that side open
 
 Options a scorer cannot honour are refused when the function is made, not at the first training step.
-A new scorer kind needs: `score` (ScoresTexts), and for the options `normalize` (NormalizesScores) and
-`score_steps` plus a `response_step_split` attribute (ScoresSteps, SplitsResponses); its `as_reward_func`
-is `return reward_function(self, name=..., **options)`.
+A new scorer kind needs: `score` (ScoresTexts), and for the options `normalize` (NormalizesScores),
+`score_steps` plus a `response_step_split` attribute (ScoresSteps, SplitsResponses) and a `manifest`
+(CarriesManifest, for `calibrated`); its `as_reward_func` is `return reward_function(self, name=...,
+**options)`.
 
 `rlcr_reward_function(**options)` needs no scorer: the RLCR reward, correctness - (confidence - correctness)^2
 on the completion's stated confidence, with the reference answer from a dataset column (`scorers/rlcr.py`).
@@ -41,7 +45,15 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rewardmodels.scorers.capabilities import NormalizesScores, ScoresSteps, SplitsResponses
+from rewardmodels.scorers.calibration import Calibration, check_use, read_calibration
+from rewardmodels.scorers.capabilities import (
+    CarriesManifest,
+    DeclaresScoreScale,
+    DeclaresStepScoreScale,
+    NormalizesScores,
+    ScoresSteps,
+    SplitsResponses,
+)
 from rewardmodels.steps import PROBABILITY_AGGREGATIONS, aggregate, check_aggregation, split_response
 
 Clip = tuple[float | None, float | None]
@@ -83,18 +95,49 @@ class RewardOptions:
     clip: Clip | None = None
     aggregation: str | None = None
     batch_size: int | None = None  # sequences per forward; None: the scorer's own default
+    calibrated: bool = False  # sigmoid(a * z + b) with the manifest's calibration
 
     def check(self, scorer) -> None:
         """ValueError naming the option a scorer cannot honour."""
         kind = scorer.kind
         if self.normalize and not isinstance(scorer, NormalizesScores):
             raise ValueError(f"normalize: this {kind} scorer has no reward statistics to normalise with")
+        if self.calibrated:
+            if self.normalize:
+                raise ValueError(
+                    "calibrated and normalize exclude each other: a calibrated reward is a probability, "
+                    "sigmoid(a * z + b); standardising it would undo that"
+                )
+            check_use(
+                scorer_calibration(scorer), self.aggregation, kind, declared_scale(scorer, self.aggregation)
+            )
         if self.aggregation is not None:
             check_aggregation(self.aggregation, PROBABILITY_AGGREGATIONS)
             if not (isinstance(scorer, ScoresSteps) and isinstance(scorer, SplitsResponses)):
                 raise ValueError(f"aggregation: this {kind} scorer does not score steps")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+def declared_scale(scorer, aggregation: str | None) -> str | None:
+    """What the scorer says the values a reward calibrates are: its `score_scale` (no aggregation) or its
+    `step_score_scale` (step scores re-aggregated); None when it does not say."""
+    if aggregation is None:
+        return scorer.score_scale if isinstance(scorer, DeclaresScoreScale) else None
+    return scorer.step_score_scale if isinstance(scorer, DeclaresStepScoreScale) else None
+
+
+def scorer_calibration(scorer) -> Calibration:
+    """The calibration stored in the scorer's manifest; ValueError when there is none (InputError, a
+    ValueError, naming the field when it is malformed)."""
+    manifest = scorer.manifest if isinstance(scorer, CarriesManifest) else {}
+    calibration = read_calibration(manifest, "the scorer's manifest")
+    if calibration is None:
+        raise ValueError(
+            f"calibrated: this {scorer.kind} scorer's manifest has no `calibration`; fit one first with "
+            "`rewardmodels calibrate SCORER --dataset D`"
+        )
+    return calibration
 
 
 def raw_scores(scorer, prompts: Sequence, completions: Sequence, options: RewardOptions) -> list[float]:
@@ -108,10 +151,12 @@ def raw_scores(scorer, prompts: Sequence, completions: Sequence, options: Reward
 
 
 def finish_scores(scorer, values: Sequence[float], options: RewardOptions) -> list[float | None]:
-    """normalize, then clip; a NaN score (unscorable) becomes None."""
+    """normalize or calibrate, then clip; a NaN score (unscorable) becomes None."""
     values = list(values)
     if options.normalize:
         values = [float(v) for v in scorer.normalize(values)]
+    if options.calibrated:
+        values = scorer_calibration(scorer).probabilities(values)
     return [None if math.isnan(v) else clip_value(v, options.clip) for v in values]
 
 
@@ -178,9 +223,10 @@ def reward_function(
     aggregation: str | None = None,
     batch_size: int | None = None,
     asynchronous: bool = False,
+    calibrated: bool = False,
 ) -> Callable:
     """`scorer` as a TRL reward function (the module docstring states the contract and the options)."""
-    options = RewardOptions(normalize, parse_clip(clip), aggregation, batch_size)
+    options = RewardOptions(normalize, parse_clip(clip), aggregation, batch_size, calibrated)
     options.check(scorer)
     lock = scorer_lock(scorer)
 
@@ -210,5 +256,6 @@ __all__ = [
     "reward_function",
     "rlcr_reward_function",
     "score_completions",
+    "scorer_calibration",
     "scorer_lock",
 ]

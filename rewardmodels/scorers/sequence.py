@@ -23,6 +23,7 @@ from rewardmodels.tokenization import render_ids, truncate_sequence
 
 class SequenceScorer:
     kind = "bt"
+    score_scale = "logit"  # the head's reward (scorers.calibration)
 
     def __init__(self, model, tokenizer, manifest: dict, device: torch.device):
         self.model = model.eval()
@@ -177,7 +178,7 @@ class SequenceScorer:
         return ids
 
     def as_reward_func(self, **options):
-        """A TRL reward function (`scorers.reward_funcs.reward_function`: normalize, clip, batch_size,
-        asynchronous)."""
+        """A TRL reward function (`scorers.reward_funcs.reward_function`: normalize, calibrated, clip,
+        batch_size, asynchronous)."""
         name = f"rm_{Path(str(self.manifest.get('base_model', 'scorer'))).name}"
         return reward_function(self, name=name, **options)

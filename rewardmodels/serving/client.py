@@ -6,7 +6,8 @@ contract as `reward_funcs.reward_function` (keywords accepted and not read, None
 By default it is `async def`, so TRL awaits it concurrently with its other async reward functions while the
 server batches this trainer's requests with everyone else's. A 503 is retried after the server's
 Retry-After (at most `retries` times, at most 60 s each), as are refused connections; any other error
-status raises with the server's message. Only the standard library is used.
+status raises with the server's message. `calibrated=True` (or False) asks for the server's calibrated
+probabilities (or raw scores) whatever its --calibrated says. Only the standard library is used.
 """
 
 from __future__ import annotations
@@ -50,15 +51,17 @@ def remote_scores(
     timeout: float,
     retries: int,
     backoff: float,
+    calibrated: bool | None = None,
 ) -> list[float | None]:
     """The server's /score scores for prompts and completions (see the module docstring for retries)."""
     endpoint = url.rstrip("/") + "/score"
+    body = {"prompts": prompts, "responses": completions}
+    if calibrated is not None:
+        body["calibrated"] = calibrated
     last = ""
     for attempt in range(retries + 1):
         try:
-            return post_json(endpoint, {"prompts": prompts, "responses": completions}, token, timeout)[
-                "scores"
-            ]
+            return post_json(endpoint, body, token, timeout)["scores"]
         except urllib.error.HTTPError as e:
             message = server_message(e)
             if e.code != 503:
@@ -83,13 +86,15 @@ def remote_reward_func(
     retries: int = 5,
     backoff: float = 1.0,
     asynchronous: bool = True,
+    calibrated: bool | None = None,
 ) -> Callable:
-    """A TRL reward function scoring through the server at `url`; the token defaults to `$RM_SERVE_TOKEN`."""
+    """A TRL reward function scoring through the server at `url`; the token defaults to `$RM_SERVE_TOKEN`;
+    `calibrated` None leaves it to the server's --calibrated."""
     token = token if token is not None else read_token(token_env)
 
     def score(prompts: list, completions: list) -> list[float]:
         values = remote_scores(url, prompts, completions, token=token, timeout=timeout, retries=retries,
-                               backoff=backoff)  # fmt: skip
+                               backoff=backoff, calibrated=calibrated)  # fmt: skip
         return [float("nan") if v is None else v for v in values]
 
     return make_reward_func(score, name, asynchronous)

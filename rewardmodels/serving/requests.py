@@ -5,7 +5,8 @@ Bodies (JSON objects; unknown keys are ignored, so OpenRLHF's `prompts`, `labels
 
   POST /get_reward   {"query": [text, ...]}                 OpenRLHF: each text the decoded prompt + response
                      or {"prompts": [...], "responses": [...]}
-  POST /score        {"prompts": [...], "responses": [...]}  a prompt or response is a string or chat messages
+  POST /score        {"prompts": [...], "responses": [...]}  a prompt or response is a string or chat messages;
+                     "calibrated": true/false? overrides the server's --calibrated for this request
   POST /score_steps  {"prompts": [...], "steps": [[step, ...], ...], "aggregation": "min"?}
 """
 
@@ -145,6 +146,14 @@ def parse_steps(body: dict, limits: Limits) -> tuple[list, list[list[str]], str 
     return prompts, checked, aggregation
 
 
+def parse_calibrated(body: dict) -> bool | None:
+    """The optional `calibrated` of a /score body: a boolean, or None when absent (or null)."""
+    value = body.get("calibrated")
+    if value is not None and not isinstance(value, bool):
+        raise RequestError(400, f"field 'calibrated' must be true or false, got {json_type(value)}")
+    return value
+
+
 def get_reward_form(body: dict) -> str:
     """Which /get_reward body this is: "query" (OpenRLHF) or "pairs"."""
     if "query" in body:
@@ -161,6 +170,7 @@ __all__ = [
     "RequestError",
     "decode_body",
     "get_reward_form",
+    "parse_calibrated",
     "parse_pairs",
     "parse_steps",
     "parse_texts",

@@ -11,8 +11,14 @@ Which scorer call a request needs is read off the scorer's capabilities, never i
 
 Tokenizing happens in the request's own thread under one lock (the scorer keeps per-call truncation state),
 never on the model worker and never in two threads at once; the model runs only on the worker. Rewards
-then pass through `reward_funcs.finish_scores` (normalize, then clip), as an in-process reward function's
-do, and NaN (nothing scorable) is sent as null.
+then pass through `reward_funcs.finish_scores` (normalize or calibrate, then clip), as an in-process reward
+function's do, and NaN (nothing scorable) is sent as null.
+
+Calibration (`scorers.calibration`) is applied when the replies are made, never on the worker, so requests
+that share a forward may differ in it: `--calibrated` (`RewardOptions.calibrated`) calibrates /get_reward and
+/score; a /score body may set `"calibrated": true or false` for itself. /score_steps calibrates its step
+scores (and aggregates the calibrated steps) when the server is calibrated and the fit is a step fit, and
+says so in `"calibrated"`.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import asyncio
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from rewardmodels.scorers.capabilities import (
     EncodesRenderedText,
@@ -29,13 +35,14 @@ from rewardmodels.scorers.capabilities import (
     ScoresSteps,
     ScoresTokenIds,
 )
-from rewardmodels.scorers.reward_funcs import RewardOptions, finish_scores, raw_scores
+from rewardmodels.scorers.reward_funcs import RewardOptions, finish_scores, raw_scores, scorer_calibration
 from rewardmodels.serving.batcher import DynamicBatcher, QueueFull, plan_forwards
 from rewardmodels.serving.metrics import ServerMetrics
 from rewardmodels.serving.requests import (
     Limits,
     RequestError,
     get_reward_form,
+    parse_calibrated,
     parse_pairs,
     parse_steps,
     parse_texts,
@@ -72,6 +79,11 @@ class ServerSettings:
             )
         if self.request_timeout_s <= 0 or self.max_body_bytes < 1:
             raise ValueError("the request timeout and the body cap must be positive")
+        if self.options.calibrated and self.openrlhf_scores == "sigmoid":
+            raise ValueError(
+                "--calibrated rewards are already probabilities; --openrlhf-scores sigmoid would squash "
+                "them twice (leave it at 'rewards')"
+            )
 
 
 @dataclass
@@ -82,6 +94,7 @@ class Prepared:
     items: list
     costs: list[int]
     truncated: list[bool] | None = None  # per item, when the scorer reports it
+    options: RewardOptions | None = None  # this request's reward options, where it overrides the server's
 
 
 def text_cost(value) -> int:
@@ -172,11 +185,32 @@ class ScoringService:
                 return "openrlhf", self.prepare_texts(parse_texts(body, limits)), None
             return "openrlhf", self.prepare_pairs(*parse_pairs(body, limits)), None
         if endpoint == "score":
-            return "score", self.prepare_pairs(*parse_pairs(body, limits)), None
+            options = self.request_options(parse_calibrated(body))
+            prepared = self.prepare_pairs(*parse_pairs(body, limits))
+            prepared.options = options
+            return "score", prepared, None
         if endpoint == "score_steps":
             prompts, steps, aggregation = parse_steps(body, limits)
             return "steps", self.prepare_steps(prompts, steps), aggregation
         raise RequestError(404, f"unknown endpoint {endpoint!r}")
+
+    def request_options(self, calibrated: bool | None) -> RewardOptions | None:
+        """The server's reward options with a request's own `calibrated`, checked; None: the server's."""
+        if calibrated is None or calibrated == self.settings.options.calibrated:
+            return None
+        options = replace(self.settings.options, calibrated=calibrated)
+        try:
+            options.check(self.scorer)
+        except ValueError as e:
+            raise RequestError(400, str(e)) from None
+        return options
+
+    def steps_calibration(self):
+        """The fit /score_steps applies: the stored step fit when the server is calibrated, else None."""
+        if not self.settings.options.calibrated:
+            return None
+        calibration = scorer_calibration(self.scorer)
+        return calibration if calibration.source == "score_steps" else None
 
     # -- the model worker -----------------------------------------------------------------------------------
     def run(self, kind: str, items: list) -> list:
@@ -195,11 +229,17 @@ class ScoringService:
     # -- replies --------------------------------------------------------------------------------------------
     def reply(self, form: str, prepared: Prepared, values: list, aggregation: str | None) -> dict:
         if form == "steps":
+            calibration = self.steps_calibration()
+            if calibration is not None:
+                values = [calibration.probabilities(v) for v in values]
             body = {"step_scores": [nan_to_none(v) for v in values]}
             if aggregation is not None:
                 body["scores"] = nan_to_none([aggregate(v, aggregation) for v in values])
+            if self.settings.options.calibrated:
+                body["calibrated"] = calibration is not None
             return body
-        rewards = nan_to_none(finish_scores(self.scorer, values, self.settings.options))
+        options = prepared.options or self.settings.options
+        rewards = nan_to_none(finish_scores(self.scorer, values, options))
         if form == "score":
             body = {"scores": rewards}
             if prepared.truncated is not None:

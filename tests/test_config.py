@@ -166,7 +166,7 @@ def test_bt_and_prm_configs_share_one_base_and_every_field_has_help():
 
     from transformers import TrainingArguments
 
-    from rewardmodels.packing import PACKING_MODES, SEQUENCE_PACKING_MODES
+    from rewardmodels.packing import PACKING_MODES, packing_choices
     from rewardmodels.prm.config import PRMConfig
     from rewardmodels.training.reward_config import RewardConfigBase
 
@@ -192,10 +192,10 @@ def test_bt_and_prm_configs_share_one_base_and_every_field_has_help():
     bt_help = next(f for f in dataclasses.fields(BTConfig) if f.name == "packing").metadata["help"]
     assert f"({', '.join(PACKING_MODES)})" in bt_help
     prm_help = next(f for f in dataclasses.fields(PRMConfig) if f.name == "packing").metadata["help"]
-    assert f"({', '.join(SEQUENCE_PACKING_MODES)})" in prm_help
+    assert f"({', '.join(packing_choices(pairs=False))};" in prm_help
     with pytest.raises(ValueError, match="--packing must be one of auto, tree, packed, none, got 'fast'"):
         BTConfig(packing="fast")
-    with pytest.raises(ValueError, match="--packing must be one of packed, none, got 'tree'"):
+    with pytest.raises(ValueError, match="--packing must be one of auto, packed, none, got 'tree'"):
         PRMConfig(packing="tree")
     with pytest.raises(ValueError, match="--tie_loss_weight must be at least 0"):
         BTConfig(tie_loss_weight=-1.0)

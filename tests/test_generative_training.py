@@ -10,7 +10,8 @@ import json
 import pytest
 import torch
 
-from rewardmodels.generative.data import CompletionCollator, chain_features, chain_texts, encode_chain
+from rewardmodels.causal.batches import CompletionCollator
+from rewardmodels.generative.data import chain_features, chain_texts, encode_chain
 from rewardmodels.generative.trainer import GenerativeSFTTrainer
 from rewardmodels.verification import load_format
 

@@ -1,7 +1,7 @@
-"""One collator decision for every method (`training.batching.collator_for` on `packing.choice`'s vocabulary):
-the decision for each request and kernel, the collator each method gets, implicit-PRM pairs packed without a
-tree (new with the shared decision) giving the log-probs of padded and tree rows, and old manifests read in the
-new vocabulary, through export too."""
+"""One collator decision for every method (`training.batching.collator_for` on `packing.choice`'s
+vocabulary): the decision for each request and kernel, the collator each method gets, implicit-PRM pairs
+packed without a tree (new with the shared decision) giving the log-probs of padded and tree rows, and old
+manifests read in the new vocabulary, through export too."""
 
 from __future__ import annotations
 

@@ -127,19 +127,17 @@ def test_the_recipe_tests_cover_every_method():
     assert folders == set(COMMANDS["train"]), "every training method ships at least one recipe"
 
 
-# One recipe a method for `test_one_training_step_of_a_recipe_per_method`, with the flags that shrink its data:
-# a few rows of the same sources (the generative chains in a short verification format, so a chain fits the
-# tiny model's 512 positions).
+# One recipe a method for `test_one_training_step_of_a_recipe_per_method`, with the flags that shrink its
+# data: a few rows of the same sources (the generative chains in a short verification format, so a chain fits
+# the tiny model's 512 positions).
+SMALL_SYNTHETIC = ("--train_data", "synthetic:n=8,seed=0", "--eval_data", "synthetic:n=4,seed=1")
 STEP_RECIPES = {
-    "bt": ("bt/smollm2_synthetic.yaml", "--train_data", "synthetic:n=8,seed=0", "--eval_data", "synthetic:n=4,seed=1"),
-    "prm": ("prm/smollm2_synthetic.yaml", "--train_data", "synthetic:n=8,seed=0", "--eval_data", "synthetic:n=4,seed=1"),
-    "implicit-prm": (
-        "implicit_prm/smollm2_synthetic_ce.yaml", "--train_data", "synthetic:n=8,seed=0", "--eval_data",
-        "synthetic:n=4,seed=1",
-    ),
+    "bt": ("bt/smollm2_synthetic.yaml", *SMALL_SYNTHETIC),
+    "prm": ("prm/smollm2_synthetic.yaml", *SMALL_SYNTHETIC),
+    "implicit-prm": ("implicit_prm/smollm2_synthetic_ce.yaml", *SMALL_SYNTHETIC),
     "generative": (
-        "generative/smollm2_synthetic_templated.yaml", "--train_data", "templated:synthetic:n=8,seed=0,task=a",
-        "--max_length", "512",
+        "generative/smollm2_synthetic_templated.yaml",
+        "--train_data", "templated:synthetic:n=8,seed=0,task=a", "--max_length", "512",
     ),
 }  # fmt: skip
 

@@ -151,7 +151,8 @@ def generative_argv(tiny_llama, short_format, out, *extra: str) -> list[str]:
         "--model_name_or_path", str(tiny_llama), "--verification_format", str(short_format),
         "--output_dir", str(out), "--max_steps", "1", "--per_device_train_batch_size", "4",
         "--per_device_eval_batch_size", "8", "--learning_rate", "1e-2", "--use_lora", "false",
-        "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--max_length", "512", *extra,
+        "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--max_length", "512",
+        *extra,
     ]  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """The collators of the two causal methods: completion tokens (the generative verifier's SFT) and response
-groups (the implicit PRM). Both build `logprobs.padded_batch` or `logprobs.packed_batch` inputs, so the policy's
-log-probs come from `logprobs.token_logprobs` whatever the layout; `training.batching.collator_for` picks the
-layout (`packing.choice`).
+groups (the implicit PRM). Both build `logprobs.padded_batch` or `logprobs.packed_batch` inputs, so the
+policy's log-probs come from `logprobs.token_logprobs` whatever the layout; `training.batching.collator_for`
+picks the layout (`packing.choice`).
 
 Completion batches (`CompletionCollator`; features {"input_ids", "completion_start"}): the model inputs plus
 

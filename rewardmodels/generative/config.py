@@ -26,8 +26,8 @@ class GenerativeConfig(RewardConfigBase):
         default="packed",
         metadata={
             "help": f"How chains are batched ({', '.join(packing_choices(pairs=False))}; no tree: a chain is "
-            "one sequence). auto and packed: each chain once without padding, attending only to itself; none: "
-            "right-padded rows. All give the same loss."
+            "one sequence). auto and packed: each chain once without padding, attending only to itself; "
+            "none: right-padded rows. All give the same loss."
         },
     )
     # The scorer's decoding defaults are ThinkPRM's inference settings (mukhal/ThinkPRM search-and-learn/src/

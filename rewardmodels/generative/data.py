@@ -1,5 +1,5 @@
-"""Chain rows as SFT features (batched by `causal.batches.CompletionCollator`, which names only chain tokens as
-targets).
+"""Chain rows as SFT features (batched by `causal.batches.CompletionCollator`, which names only chain
+tokens as targets).
 
 A row (problem, steps, chain) is rendered as the verifier will be prompted (`sampling.render_prompt` of
 `verification.verifier_prompt`: the chat template's user turn, the generation prompt, the chain opener) and

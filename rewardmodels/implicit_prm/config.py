@@ -85,9 +85,9 @@ class ImplicitPRMConfig(RewardConfigBase):
         default="auto",
         metadata={
             "help": f"How sequences are batched ({', '.join(PACKING_MODES)}). auto: without padding through "
-            "the model's packed attention, DPO pairs as one tree (the prompt once, both answers attending to "
-            "it); tree (DPO only): the same; packed: every sequence once, without padding; none: padded rows. "
-            "All give the same log-probs."
+            "the model's packed attention, DPO pairs as one tree (the prompt once, both answers attending "
+            "to it); tree (DPO only): the same; packed: every sequence once, without padding; none: padded "
+            "rows. All give the same log-probs."
         },
     )
 

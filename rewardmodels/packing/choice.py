@@ -1,5 +1,5 @@
-"""The one batching vocabulary of every method: what `--packing` may ask, what a training manifest records, the
-decision between them, and how manifests written before this vocabulary read.
+"""The one batching vocabulary of every method: what `--packing` may ask, what a training manifest records,
+the decision between them, and how manifests written before this vocabulary read.
 
   --packing (`PACKING_MODES`, every method's config; `packing_choices` drops `tree` where rows are single
   sequences):

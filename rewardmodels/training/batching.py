@@ -1,9 +1,9 @@
 """The one collator decision of every training method.
 
-`collator_for(method_kind, packing, model, tokenizer, features, token_budget, max_length)` decides tree, packed
-or none and the attention mode (`packing.decide_packing`: one vocabulary for every config's `--packing` and
-every manifest's `packing` and `attention`), then builds the method's collator for that decision. What each
-method batches, by its manifest `kind`, is one line of `METHOD_ROWS`:
+`collator_for(method_kind, packing, model, tokenizer, features, token_budget, max_length)` decides tree,
+packed or none and the attention mode (`packing.decide_packing`: one vocabulary for every config's
+`--packing` and every manifest's `packing` and `attention`), then builds the method's collator for that
+decision. What each method batches, by its manifest `kind`, is one line of `METHOD_ROWS`:
 
   bt            preference pairs (prefix, chosen, rejected): PackedPairCollator, as trees or plain;
                 PaddedPairCollator for none
@@ -105,8 +105,8 @@ METHOD_ROWS = {
 
 @dataclass(frozen=True)
 class Batching:
-    """A run's collator and the decision it was built for: `mode` (tree | packed | none), `attention` (a packed
-    attention mode, or `packing.PADDED`) and why."""
+    """A run's collator and the decision it was built for: `mode` (tree | packed | none), `attention` (a
+    packed attention mode, or `packing.PADDED`) and why."""
 
     collator: object
     mode: str

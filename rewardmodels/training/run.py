@@ -60,8 +60,9 @@ class TrainEvalData:
 
 def load_train_eval_data(data_args: DataArguments, seed: int, read: RowReader) -> TrainEvalData:
     """Training and held-out rows through `read`, before the model loads, so bad data fails fast. Each
-    training spec may carry mixing options (`data_builders/mixing.py`: `SPEC|eval=N,rows=N,weight=W,name=NAME`);
-    the held-out split is drawn per source, before caps and weights; --eval_data replaces it."""
+    training spec may carry mixing options (`data_builders/mixing.py`:
+    `SPEC|eval=N,rows=N,weight=W,name=NAME`); the held-out split is drawn per source, before caps and weights;
+    --eval_data replaces it."""
     from rewardmodels.data_builders import mixing
 
     drop = data_args.invalid_rows == "drop"

@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from rewardmodels.bt import BTConfig, BTTrainer
     from rewardmodels.modeling import attn_implementation_of, load_tokenizer
-    from rewardmodels.packing import make_pair_collator
     from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
+    from rewardmodels.training.batching import collator_for
     from rewardmodels.training.run import load_model
 
     model_args, data_args, bt_args = parse_layered(
@@ -151,9 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(model_args, tokenizer, num_labels=1, seed=bt_args.seed)
     model.train()
     status["loaded"] = proc_status_mib()
-    choice = make_pair_collator(
-        args.packing, tokenizer.pad_token_id, attn_implementation_of(model), features, max_length=max_length
-    )
+    choice = collator_for("bt", args.packing, model, tokenizer, features, max_length=max_length)
     batch = choice.collator(features)
     trainer = BTTrainer(model=model, args=bt_args, train_dataset=features, data_collator=choice.collator)
 

@@ -393,14 +393,14 @@ def main_child(args) -> int:
         trainer.data_collator = recorder
     else:
         from rewardmodels.bt import BTConfig, BTTrainer
-        from rewardmodels.modeling import attn_implementation_of
-        from rewardmodels.packing import make_pair_collator
+        from rewardmodels.training.batching import collator_for
 
         # The collator `rewardmodels train bt --packing <none|packed|tree>` would build for this model.
-        choice = make_pair_collator(
+        choice = collator_for(
+            "bt",
             {"padded": "none", "packed": "packed", "tree": "tree"}[args.child],
-            tokenizer.pad_token_id,
-            attn_implementation_of(model),
+            model,
+            tokenizer,
             features,
             token_budget=args.token_budget,
             max_length=args.max_length,

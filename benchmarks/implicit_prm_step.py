@@ -61,9 +61,10 @@ def build(mode: str, args, rows, workdir: Path):
     from rewardmodels.implicit_prm.config import ImplicitPRMConfig
     from rewardmodels.implicit_prm.data import encode_rows
     from rewardmodels.implicit_prm.ref_cache import attach_reference_logps
-    from rewardmodels.implicit_prm.train import build_reference, make_collator
+    from rewardmodels.implicit_prm.train import build_reference
     from rewardmodels.implicit_prm.trainer import ImplicitPRMTrainer
     from rewardmodels.training.arguments import DataArguments, ModelArguments
+    from rewardmodels.training.batching import collator_for
     from rewardmodels.training.causal_lm import load_causal_tokenizer
     from rewardmodels.training.run import load_model
 
@@ -80,7 +81,15 @@ def build(mode: str, args, rows, workdir: Path):
     features, _ = encode_rows(tokenizer, rows, "ce", False, args.max_length)
     model = load_model(model_args, tokenizer, num_labels=1, seed=0, head="causal_lm")
     reference = build_reference(model_args, config, model)
-    collator = make_collator(config, data_args, model, tokenizer)
+    collator = collator_for(
+        "implicit_prm",
+        config.packing,
+        model,
+        tokenizer,
+        features,
+        config.packing_token_budget,
+        data_args.max_length,
+    ).collator
     attach_reference_logps(features, reference, collator, "cpu", None, args.batch)  # the first pass
     trainer = ImplicitPRMTrainer(
         model=model, args=config, data_collator=collator, processing_class=tokenizer, reference=reference

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from tqdm.auto import tqdm
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.data_builders.schema import ValidationReport, validate_rows
 from rewardmodels.verification import (
     VerificationFormat,
     chain_body,
@@ -256,34 +257,51 @@ def chain_row_errors(fmt: VerificationFormat):
     return check
 
 
-def load_chain_rows(
+def read_chain_rows(
     specs: Sequence[str], fmt: VerificationFormat, drop_invalid: bool = False, max_rows: int | None = None
-) -> tuple[list[dict], dict]:
-    """Chain rows for SFT, and how many came from each source. A spec is a chain-row file (this builder's
-    output), or `templated:SPEC`, templated chains (NOT the paper's recipe) of the stepwise rows SPEC
-    names, written at load time so a recipe runs on a clean checkout: `templated:synthetic:n=500,seed=0`."""
-    from rewardmodels.data_builders.schema import validate_rows
+) -> tuple[list[dict], ValidationReport]:
+    """Chain rows for SFT and their validation report (rows read, kept, dropped by reason). A spec is a
+    chain-row file (this builder's output), or `templated:SPEC`, templated chains (NOT the paper's recipe) of
+    the stepwise rows SPEC names, written at load time so a recipe runs on a clean checkout:
+    `templated:synthetic:n=500,seed=0`. A bad row is refused (an InputError naming its file, line and field)
+    or, with `drop_invalid`, dropped and counted."""
     from rewardmodels.data_builders.sources import load_rows
     from rewardmodels.errors import InputError
     from rewardmodels.io import read_rows
 
-    out, sources = [], {}
+    out, report = [], ValidationReport(total=0, kept=0)
     for spec in specs:
         if spec.startswith("templated:"):
-            stepwise, _ = load_rows(spec.removeprefix("templated:"), "stepwise", drop_invalid=drop_invalid)
-            rows, stats = templated(stepwise[:max_rows] if max_rows else stepwise, fmt)
+            stepwise, part = load_rows(spec.removeprefix("templated:"), "stepwise", drop_invalid=drop_invalid)
+            rows, _ = templated(stepwise[:max_rows] if max_rows else stepwise, fmt)
             logger.info("%s: %d templated chains (%s)", spec, len(rows), TEMPLATED_NOTE)
         elif spec.split(":", 1)[0] in ("synthetic", "prm800k", "prm800k_stepwise", "processbench", "hf"):
             raise InputError(spec, None, None, f"stepwise rows are not chains; use 'templated:{spec}' "
                              "or build chains with `rewardmodels build verification-cots`")  # fmt: skip
         else:
-            rows, report = validate_rows(read_rows(spec), chain_row_errors(fmt), drop_invalid, source=spec)
+            rows, part = validate_rows(read_rows(spec), chain_row_errors(fmt), drop_invalid, source=spec)
             rows = rows[:max_rows] if max_rows else rows
-            logger.info("%s: %s", spec, report)
-        for row in rows:
-            sources[row.get("source", "unknown")] = sources.get(row.get("source", "unknown"), 0) + 1
+            logger.info("%s: %s", spec, part)
+        report.total, report.kept = report.total + part.total, report.kept + part.kept
+        report.dropped.update(part.dropped)
         out.extend(rows)
-    return out, sources
+    return out, report
+
+
+def chain_source_counts(rows: Sequence[dict]) -> dict[str, int]:
+    """How many chain rows came from each `source` ("unknown" for a row without one), in first-seen order."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.get("source", "unknown")] = counts.get(row.get("source", "unknown"), 0) + 1
+    return counts
+
+
+def load_chain_rows(
+    specs: Sequence[str], fmt: VerificationFormat, drop_invalid: bool = False, max_rows: int | None = None
+) -> tuple[list[dict], dict]:
+    """Chain rows for SFT (`read_chain_rows`), and how many came from each source."""
+    rows, _ = read_chain_rows(specs, fmt, drop_invalid, max_rows)
+    return rows, chain_source_counts(rows)
 
 
 def _problem(row: dict) -> str:

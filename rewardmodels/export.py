@@ -18,6 +18,7 @@ from pathlib import Path
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
 from rewardmodels.errors import MissingInputError, OutputExistsError
 from rewardmodels.io import publish_tree, read_json_object, write_json
+from rewardmodels.packing import manifest_batching
 from rewardmodels.scorers.base import MANIFEST_NAME
 from rewardmodels.training.trainer_base import TRAINING_MANIFEST
 
@@ -84,6 +85,17 @@ def load_trained_model(checkpoint: Path, manifest: dict, num_labels: int = 1):
     return model, tokenizer
 
 
+def scorer_manifest_of(manifest: dict, checkpoint: Path) -> dict:
+    """The scorer directory's manifest: the training manifest with its batching (`packing`, `attention`) in
+    `packing.choice`'s vocabulary, old manifests' values read through `manifest_batching`, the format version
+    and the checkpoint it was exported from."""
+    scorer_manifest = {**manifest, "format_version": FORMAT_VERSION, "exported_from": str(checkpoint)}
+    packing, attention = manifest_batching(manifest)
+    if packing is not None:
+        scorer_manifest["packing"], scorer_manifest["attention"] = packing, attention
+    return scorer_manifest
+
+
 def model_card(manifest: dict) -> str:
     metrics = manifest.get("final_eval") or {}
     lines = [
@@ -121,13 +133,13 @@ def export_scorer(
             output_dir, None, None, "exists already", hint="Pass --overwrite to replace it."
         )
     manifest = find_training_manifest(checkpoint)
+    scorer_manifest = scorer_manifest_of(manifest, checkpoint)  # a bad manifest fails before the model loads
     model, tokenizer = load_trained_model(checkpoint, manifest, num_labels=int(manifest.get("num_labels", 1)))
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        scorer_manifest = {**manifest, "format_version": FORMAT_VERSION, "exported_from": str(checkpoint)}
         write_json(tmp / MANIFEST_NAME, scorer_manifest)
         (tmp / "README.md").write_text(model_card(scorer_manifest))
         publish_tree(tmp)  # private while written; readable by a server or evaluator once in place

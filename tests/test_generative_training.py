@@ -10,7 +10,8 @@ import json
 import pytest
 import torch
 
-from rewardmodels.generative.data import CompletionCollator, chain_features, chain_texts, encode_chain
+from rewardmodels.causal.batches import CompletionCollator
+from rewardmodels.generative.data import chain_features, chain_texts, encode_chain
 from rewardmodels.generative.trainer import GenerativeSFTTrainer
 from rewardmodels.verification import load_format
 
@@ -125,3 +126,80 @@ def test_stepwise_specs_are_not_taken_for_chains(tiny_llama, tmp_path):
     with pytest.raises(InputError, match="templated:synthetic:n=4"):
         train_main(["--model_name_or_path", str(tiny_llama), "--train_data", "synthetic:n=4",
                     "--output_dir", str(tmp_path / "x")])  # fmt: skip
+
+
+def chain_file(path, n: int, bad_line: int | None = None):
+    """`n` valid chain rows (format "short", like `short_format`) and, at 1-based `bad_line`, one without
+    its chain."""
+    rows = [
+        {
+            "problem": f"What is {i} + 1?",
+            "steps": [f"{i} + 1 = {i + 1}"],
+            "chain": f"\nStep 1: {i} + 1 is {i + 1}. The step is \\boxed{{correct}}",
+            "source": "written",
+        }
+        for i in range(n)
+    ]
+    if bad_line is not None:
+        rows.insert(bad_line - 1, {"problem": "What is 9 + 1?", "steps": ["9 + 1 = 10"], "source": "written"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def generative_argv(tiny_llama, short_format, out, *extra: str) -> list[str]:
+    return [
+        "--model_name_or_path", str(tiny_llama), "--verification_format", str(short_format),
+        "--output_dir", str(out), "--max_steps", "1", "--per_device_train_batch_size", "4",
+        "--per_device_eval_batch_size", "8", "--learning_rate", "1e-2", "--use_lora", "false",
+        "--save_strategy", "no", "--eval_strategy", "no", "--report_to", "none", "--max_length", "512",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_generative_training_mixes_sources_and_evaluates_each(tiny_llama, short_format, tmp_path):
+    """Two sources through the shared data path: 2 held-out chains each (`eval=2`), a bad row dropped and
+    counted, and the final held-out loss per source beside the pooled one."""
+    from rewardmodels.generative.config import GenerativeConfig
+    from rewardmodels.generative.train import build_trainer
+    from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
+    from rewardmodels.training.run import final_eval, train_and_save
+
+    written = chain_file(tmp_path / "chains.jsonl", 6, bad_line=4)
+    argv = generative_argv(
+        tiny_llama, short_format, tmp_path / "run", "--invalid_rows", "drop", "--train_data",
+        f"{written}|eval=2,name=written", "templated:synthetic:n=6,seed=0|eval=2,name=templated",
+    )  # fmt: skip
+    model_args, data_args, args = parse_layered((ModelArguments, DataArguments, GenerativeConfig), argv)
+    trainer = build_trainer(model_args, data_args, args)
+    held_out = trainer.held_out_by_source
+    assert {name: len(features) for name, features in held_out.items()} == {"written": 2, "templated": 2}
+    assert len(trainer.train_dataset) == 4 + 4  # 6 valid rows a source, 2 of each held out
+    train_and_save(trainer, args, finalize=final_eval)
+    manifest = json.loads((tmp_path / "run" / "rewardmodels_training.json").read_text())
+    assert manifest["dropped_rows"] == {"missing or empty": 1}
+    assert manifest["chain_sources"] == {"written": 6, "templated": 6}
+    assert (manifest["packing"], manifest["attention"]) == ("packed", "segments")
+    by_source = manifest["final_eval_by_source"]
+    assert set(by_source) == {"written", "templated"}
+    # Each evaluation is one batch, so its loss is the mean NLL over its chains' completion tokens, and the
+    # pooled loss is the per-source losses weighted by those token counts.
+    tokens = {
+        name: sum(len(f["input_ids"]) - f["completion_start"] for f in held_out[name]) for name in held_out
+    }
+    pooled = sum(by_source[n][f"eval_{n}_loss"] * tokens[n] for n in tokens) / sum(tokens.values())
+    assert manifest["final_eval"]["eval_loss"] == pytest.approx(pooled, rel=1e-5)
+    assert by_source["written"]["eval_written_loss"] != pytest.approx(
+        by_source["templated"]["eval_templated_loss"]
+    )
+
+
+def test_a_bad_chain_row_is_an_input_error_naming_it(tiny_llama, short_format, tmp_path):
+    from rewardmodels.errors import InputError
+    from rewardmodels.generative.train import main as train_main
+
+    written = chain_file(tmp_path / "chains.jsonl", 6, bad_line=4)
+    argv = generative_argv(tiny_llama, short_format, tmp_path / "run", "--train_data", str(written))
+    with pytest.raises(InputError, match="line 4, field 'chain': missing or empty") as info:
+        train_main(argv)
+    assert (info.value.location.file, info.value.location.line) == (str(written), 4)
+    assert not (tmp_path / "run").exists()  # refused before the model loaded or anything was written

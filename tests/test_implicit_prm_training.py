@@ -69,8 +69,8 @@ def test_full_training_changes_the_policy_and_not_its_separate_reference(
 
 
 def test_lora_reference_is_the_adapter_disabled_base_with_no_second_copy(tiny_llama, tmp_path):
+    from rewardmodels.causal.batches import batch_logprob_parts
     from rewardmodels.causal.logprobs import response_logprobs, sum_logprobs
-    from rewardmodels.implicit_prm.data import batch_logprob_parts
     from rewardmodels.modeling import load_backbone
 
     trainer = make_trainer(tiny_llama, tmp_path, "--reference_cache", "false")
@@ -125,9 +125,10 @@ def test_packed_tree_and_padded_batches_give_the_same_loss(tiny_llama, tiny_refe
 
 
 def test_the_reference_cache_is_keyed_by_data_reference_and_settings(tmp_path):
-    from rewardmodels.implicit_prm.data import PADDED, ImplicitPRMCollator
+    from rewardmodels.causal.batches import ImplicitPRMCollator
     from rewardmodels.implicit_prm.ref_cache import ReferenceLogprobCache, attach_reference_logps
     from rewardmodels.implicit_prm.reference import Reference
+    from rewardmodels.packing import PADDED
 
     class CountingReference(Reference):
         """Reference log-prob sums = -(number of response tokens) x (the fake reference's version)."""
@@ -174,10 +175,10 @@ def test_the_reference_cache_is_keyed_by_data_reference_and_settings(tmp_path):
 
 
 def test_a_training_run_reuses_its_cache_and_export_scores_as_in_training(tiny_llama, tmp_path):
+    from rewardmodels.causal.batches import batch_logprob_parts
     from rewardmodels.causal.fingerprints import model_fingerprint
     from rewardmodels.causal.logprobs import response_logprobs, sum_logprobs
     from rewardmodels.export import export_scorer
-    from rewardmodels.implicit_prm.data import batch_logprob_parts
     from rewardmodels.scorers import load_scorer, read_manifest
 
     trainer = make_trainer(tiny_llama, tmp_path, "--step_separator", "\\n")

@@ -25,7 +25,6 @@ from rewardmodels.packing import (
     first_fit_decreasing,
     flex_block_mask,
     group_blocks,
-    make_pair_collator,
     packed_attention_kwargs,
     packed_step_collator,
     packing_attention_for,
@@ -335,27 +334,6 @@ def test_attention_mode_for_each_implementation():
     assert packing_attention_for("flash_attention_2") == "varlen"
     assert packing_attention_for("flash_attention_3") == "varlen"
     assert packing_attention_for("flex_attention") == "flex"
-
-
-def test_make_pair_collator_choices():
-    shared = [{"prefix_ids": [1, 2], "chosen_ids": [3], "rejected_ids": [4]}]
-    unshared = [{"prefix_ids": [], "chosen_ids": [3], "rejected_ids": [4]}]
-    auto = make_pair_collator("auto", 0, "sdpa", shared)
-    assert (auto.mode, auto.attention, auto.collator.tree) == ("tree", "segments", True)
-    eager = make_pair_collator("auto", 0, "eager", shared)
-    assert (eager.mode, eager.attention) == ("tree", "mask")
-    plain = make_pair_collator("auto", 0, "sdpa", unshared)
-    assert (plain.mode, plain.collator.tree) == ("packed", False)
-    flash = make_pair_collator("tree", 0, "flash_attention_2", shared)
-    assert (flash.mode, flash.attention, flash.collator.tree) == ("packed", "varlen", False)
-    flex = make_pair_collator("auto", 0, "flex_attention", shared)
-    assert (flex.mode, flex.attention) == ("tree", "flex")
-    off = make_pair_collator("none", 0, "sdpa", shared)
-    assert off.mode == "none" and isinstance(off.collator, PaddedPairCollator)
-    with pytest.raises(ValueError, match="--packing must be one of"):
-        make_pair_collator("fast", 0, "sdpa", shared)
-    with pytest.raises(ValueError, match="must be at least --max_length"):
-        make_pair_collator("auto", 0, "sdpa", shared, token_budget=100, max_length=512)
 
 
 def test_varlen_batch_matches_transformers_own_cu_seqlens():

@@ -15,7 +15,8 @@ class BTConfig(RewardConfigBase):
     center_rewards_coefficient: float | None = field(
         default=None,
         metadata={
-            "help": "Weight of the (r_chosen + r_rejected)^2 penalty that keeps rewards centred at 0; off when unset."
+            "help": "Weight of the (r_chosen + r_rejected)^2 penalty that keeps rewards centred at 0; off "
+            "when unset."
         },
     )
     use_margin: bool = field(

@@ -7,75 +7,55 @@ import logging
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.trainer import BTTrainer
 from rewardmodels.data_builders.schema import drop_identical_token_pairs
-from rewardmodels.modeling import attn_implementation_of, load_tokenizer
-from rewardmodels.packing import make_pair_collator
+from rewardmodels.modeling import load_tokenizer
 from rewardmodels.tokenization import resolve_chat_template, tokenize_pairs
 from rewardmodels.training.arguments import DataArguments, ModelArguments
+from rewardmodels.training.batching import run_collator
 from rewardmodels.training.run import (
     base_manifest,
+    canonical_reader,
     final_eval,
-    group_by_source,
+    held_out_features,
     load_model,
-    load_train_eval_sources,
+    load_train_eval_data,
     run_method,
+    trainer_inputs,
 )
 
 logger = logging.getLogger("rewardmodels")
 
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BTConfig) -> BTTrainer:
-    train_rows, eval_rows, eval_sources = load_train_eval_sources(data_args, "preference", args.seed)
+    read = canonical_reader("preference", data_args.column_map_dict())
+    data = load_train_eval_data(data_args, args.seed, read)
     # Tokenized before the model loads: pairs that truncation makes identical are refused (or dropped) first.
     tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
     drop = data_args.invalid_rows == "drop"
-    use_template = resolve_chat_template(data_args.use_chat_template, train_rows, tokenizer)
-    train_set, cut = tokenize_pairs(tokenizer, train_rows, use_template, data_args.max_length)
-    train_set, same = drop_identical_token_pairs(train_rows, train_set, drop, "training pairs")
+    use_template = resolve_chat_template(data_args.use_chat_template, data.train, tokenizer)
+    train_set, cut = tokenize_pairs(tokenizer, data.train, use_template, data_args.max_length)
+    train_set, same = drop_identical_token_pairs(data.train, train_set, drop, "training pairs")
     logger.info(
         "%d training pairs, %d truncated to max_length=%d, %d dropped as identical once tokenized",
         len(train_set), cut, data_args.max_length, same,
     )  # fmt: skip
-    # Held-out pairs per source, so the final evaluation can report each source beside the pooled figure.
-    held_out: dict[str, list[dict]] = {}
-    for name, rows in group_by_source(eval_rows, eval_sources).items():
+
+    def held_out_pairs(name: str, rows: list[dict]) -> list[dict]:
         features, eval_cut = tokenize_pairs(tokenizer, rows, use_template, data_args.max_length)
-        held_out[name], eval_same = drop_identical_token_pairs(
-            rows, features, drop, f"held-out pairs ({name})"
-        )
-        logger.info(
-            "%d held-out pairs from %s, %d truncated, %d dropped as identical",
-            len(held_out[name]), name, eval_cut, eval_same,
-        )  # fmt: skip
-    eval_set = [feature for features in held_out.values() for feature in features] or None
+        kept, eval_same = drop_identical_token_pairs(rows, features, drop, f"held-out pairs ({name})")
+        logger.info("%d held-out pairs from %s, %d truncated, %d dropped as identical",
+                    len(kept), name, eval_cut, eval_same)  # fmt: skip
+        return kept
+
+    # Held-out pairs per source, so the final evaluation can report each source beside the pooled figure.
+    eval_set, held_out = held_out_features(data, held_out_pairs)
     model = load_model(model_args, tokenizer, num_labels=1, seed=args.seed)
-    manifest = base_manifest("bt", model_args, data_args, use_template)
+    manifest = base_manifest("bt", model_args, data_args, use_template, dropped_rows=data.dropped)
     manifest["truncated_train_pairs"] = cut
     manifest["identical_train_pairs_dropped"] = same
+    collator = run_collator("bt", args, data_args, model, tokenizer, manifest, train_set)
     return BTTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=pair_collator(args, data_args, model, tokenizer, train_set, manifest),
-        processing_class=tokenizer,
-        training_manifest=manifest,
-        held_out_by_source=held_out if len(held_out) > 1 else None,
+        **trainer_inputs(args, model, tokenizer, collator, manifest, train_set, eval_set, held_out)
     )
-
-
-def pair_collator(args: BTConfig, data_args: DataArguments, model, tokenizer, train_set, manifest: dict):
-    """Tree packing when the pairs share prefixes, plain packing otherwise, padded with --packing none."""
-    choice = make_pair_collator(
-        args.packing,
-        tokenizer.pad_token_id,
-        attn_implementation_of(model),
-        train_set,
-        token_budget=args.packing_token_budget,
-        max_length=data_args.max_length,
-    )
-    logger.info("batching: %s (%s; attention via %s)", choice.mode, choice.reason, choice.attention)
-    manifest["packing"] = choice.mode
-    return choice.collator
 
 
 def main(argv: list[str] | None = None) -> int:

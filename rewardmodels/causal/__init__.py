@@ -2,6 +2,7 @@
 LM, written once.
 
   logprobs          per-token response log-probs of padded, packed and tree batches, and their float64 sums
+  batches           the collators of the two causal methods: completion tokens, and response groups
   response_tokens   the response start and step boundaries, from the offsets of the one rendering scored
   implicit_rewards  token values and step rewards of an implicit PRM, from per-token rewards
   fingerprints      weight fingerprints, so cached reference log-probs never meet other weights

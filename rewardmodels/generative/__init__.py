@@ -1,7 +1,7 @@
 """Generative verifiers (ThinkPRM-style): supervised fine-tuning of a causal LM on verification chains.
 
   config   GenerativeConfig: the SFT settings and the verifier defaults written to the manifest
-  data     chain rows -> token ids with the completion start, and the completion-only collator
+  data     chain rows -> token ids with the completion start (batched by `causal.batches`)
   trainer  GenerativeSFTTrainer: mean negative log-likelihood of the chain tokens only
   train    `rewardmodels train generative`
 

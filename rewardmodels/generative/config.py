@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rewardmodels.packing import SEQUENCE_PACKING_MODES
+from rewardmodels.packing import packing_choices
 from rewardmodels.scorers.generative import DECISION_CHOICES
 from rewardmodels.training.reward_config import RewardConfigBase, output_dir_field
 
@@ -25,9 +25,9 @@ class GenerativeConfig(RewardConfigBase):
     packing: str = field(
         default="packed",
         metadata={
-            "help": f"How chains are batched ({', '.join(SEQUENCE_PACKING_MODES)}). packed: each sequence "
-            "once without padding, attending only to itself; none: right-padded rows. Both give the same "
-            "loss."
+            "help": f"How chains are batched ({', '.join(packing_choices(pairs=False))}; no tree: a chain is "
+            "one sequence). auto and packed: each chain once without padding, attending only to itself; "
+            "none: right-padded rows. All give the same loss."
         },
     )
     # The scorer's decoding defaults are ThinkPRM's inference settings (mukhal/ThinkPRM search-and-learn/src/
@@ -58,7 +58,7 @@ class GenerativeConfig(RewardConfigBase):
 
     def __post_init__(self):
         super().__post_init__()
-        self.check_choices({"packing": SEQUENCE_PACKING_MODES, "decision_choices": DECISION_CHOICES})
+        self.check_choices({"packing": packing_choices(pairs=False), "decision_choices": DECISION_CHOICES})
 
     def verifier_defaults(self) -> dict:
         """The manifest's `verifier` block: the scorer's defaults, each overridable when it is loaded."""

@@ -1,17 +1,11 @@
-"""Chain rows as SFT features, and the completion-only collator.
+"""Chain rows as SFT features (batched by `causal.batches.CompletionCollator`, which names only chain
+tokens as targets).
 
 A row (problem, steps, chain) is rendered as the verifier will be prompted (`sampling.render_prompt` of
 `verification.verifier_prompt`: the chat template's user turn, the generation prompt, the chain opener) and
 followed by the chain and the tokenizer's EOS text (the end of the assistant turn, so the verifier learns
 to stop after its decision). The whole text is tokenized once; the completion starts at the first token
 not entirely inside the prompt text (`response_tokens.tokens_before`).
-
-Batch contract (`CompletionCollator`): the model inputs of `logprobs.padded_batch` (right-padded rows) or
-`logprobs.packed_batch` (packed rows, each sequence attending only to itself), plus
-
-  lm_positions  (n,) flat indices into rows * length of the positions whose logits predict a completion token
-  lm_targets    (n,) the completion token predicted at each: for a sequence of T tokens whose completion
-                starts at s, positions s-1 .. T-2 predict tokens s .. T-1; no prompt token is ever a target
 """
 
 from __future__ import annotations
@@ -20,9 +14,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rewardmodels.causal.logprobs import packed_batch, padded_batch, response_positions
 from rewardmodels.causal.response_tokens import tokens_before
-from rewardmodels.packing import PackUnit
 from rewardmodels.sampling import render_prompt
 from rewardmodels.verification import VerificationFormat, verifier_prompt
 
@@ -77,28 +69,3 @@ def chain_features(
             continue
         features.append({"input_ids": ids, "completion_start": start})
     return features, report
-
-
-@dataclass
-class CompletionCollator:
-    """Features -> the batch contract above; `packing` "packed" or "none", `attention` as
-    `packing.packing_attention_for(the model's kernel)` says."""
-
-    pad_token_id: int
-    packing: str = "packed"
-    attention: str = "segments"
-    token_budget: int | None = None
-
-    def __call__(self, features: list[dict]) -> dict:
-        sequences = [list(f["input_ids"]) for f in features]
-        positions = [
-            response_positions(s, f["completion_start"]) for s, f in zip(sequences, features, strict=True)
-        ]
-        if self.packing == "none":
-            batch = padded_batch(sequences, positions, self.pad_token_id)
-        else:
-            units = [
-                PackUnit([], [s], [p], [i]) for i, (s, p) in enumerate(zip(sequences, positions, strict=True))
-            ]
-            batch = packed_batch(units, self.pad_token_id, self.attention, self.token_budget)
-        return {**batch.inputs, "lm_positions": batch.positions, "lm_targets": batch.targets}

@@ -7,8 +7,8 @@ from rewardmodels.training.trainer_base import RewardTrainerBase
 
 
 class GenerativeSFTTrainer(RewardTrainerBase):
-    """Completion-only SFT of a verifier. Batches follow `generative.data`'s contract: the model inputs plus
-    `lm_positions` / `lm_targets`, one pair per chain token.
+    """Completion-only SFT of a verifier. Batches follow `causal.batches`' completion contract: the model
+    inputs plus `lm_positions` / `lm_targets`, one pair per chain token.
 
     Loss: L = -(1/n) sum_i log p(lm_targets[i] | tokens up to lm_positions[i]), the mean over the batch's n
     chain tokens (`logprobs.token_logprobs`: the LM head runs at those positions only), so prompt tokens are

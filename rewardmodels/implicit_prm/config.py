@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rewardmodels.causal.implicit_rewards import DEFAULT_AGGREGATION, DEFAULT_STEP_SCORES, STEP_SCORES
+from rewardmodels.packing import PACKING_MODES, packing_choices
 from rewardmodels.steps import REWARD_AGGREGATIONS
 from rewardmodels.training.reward_config import RewardConfigBase, output_dir_field
 
 OBJECTIVES = ("ce", "dpo")
-# Single outcome sequences pack without padding; DPO pairs become shared-prompt trees. none: padded rows.
-IMPLICIT_PACKING_MODES = ("auto", "none")
 REFERENCE_FREE = "none"
 SAME_AS_BASE = "base"
 
@@ -85,9 +84,10 @@ class ImplicitPRMConfig(RewardConfigBase):
     packing: str = field(
         default="auto",
         metadata={
-            "help": f"How sequences are batched ({', '.join(IMPLICIT_PACKING_MODES)}). auto: without padding "
-            "through the model's packed attention (DPO pairs as one tree: the prompt once, both answers "
-            "attending to it); none: padded rows. Both give the same log-probs."
+            "help": f"How sequences are batched ({', '.join(PACKING_MODES)}). auto: without padding through "
+            "the model's packed attention, DPO pairs as one tree (the prompt once, both answers attending "
+            "to it); tree (DPO only): the same; packed: every sequence once, without padding; none: padded "
+            "rows. All give the same log-probs."
         },
     )
 
@@ -96,7 +96,7 @@ class ImplicitPRMConfig(RewardConfigBase):
         self.check_choices(
             {
                 "objective": OBJECTIVES,
-                "packing": IMPLICIT_PACKING_MODES,
+                "packing": packing_choices(pairs=self.objective == "dpo"),
                 "aggregation": REWARD_AGGREGATIONS,
                 "step_scores": STEP_SCORES,
             }

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from rewardmodels.implicit_prm.data import ImplicitPRMCollator
+from rewardmodels.causal.batches import ImplicitPRMCollator
 from rewardmodels.implicit_prm.reference import Reference
 from rewardmodels.io import atomic_path
 from rewardmodels.scorers.base import length_sorted_batches
@@ -83,7 +83,7 @@ def attach_reference_logps(
     """Set `reference_logps` (one float per sequence) on every feature: from the cache where it has the
     feature's key, else computed in length-sorted batches of `batch_size` features and added to the cache.
     Returns how many features were computed and how many came from the cache."""
-    from rewardmodels.implicit_prm.data import batch_logprob_parts
+    from rewardmodels.causal.batches import batch_logprob_parts
 
     keys = [feature_key(f) for f in features]
     missing = []

@@ -8,20 +8,23 @@ from pathlib import Path
 
 from rewardmodels.causal.fingerprints import model_fingerprint
 from rewardmodels.implicit_prm.config import SAME_AS_BASE, ImplicitPRMConfig
-from rewardmodels.implicit_prm.data import PADDED, ImplicitPRMCollator, drop_identical_pairs, encode_rows
+from rewardmodels.implicit_prm.data import drop_identical_pairs, encode_rows
 from rewardmodels.implicit_prm.ref_cache import ReferenceLogprobCache, attach_reference_logps
 from rewardmodels.implicit_prm.reference import ADAPTERS, MODEL, NONE, Reference
 from rewardmodels.implicit_prm.trainer import ImplicitPRMTrainer
 from rewardmodels.modeling import attn_implementation_of, cache_root, load_backbone, resolve_model_path
 from rewardmodels.tokenization import resolve_chat_template
 from rewardmodels.training.arguments import DataArguments, ModelArguments
-from rewardmodels.training.causal_lm import (
-    CAUSAL_LM_HEAD,
-    causal_batching,
-    load_causal_lm,
-    load_causal_tokenizer,
+from rewardmodels.training.batching import run_collator
+from rewardmodels.training.causal_lm import CAUSAL_LM_HEAD, load_causal_lm, load_causal_tokenizer
+from rewardmodels.training.run import (
+    base_manifest,
+    canonical_reader,
+    final_eval,
+    load_train_eval_data,
+    run_method,
+    trainer_inputs,
 )
-from rewardmodels.training.run import base_manifest, final_eval, load_train_eval_rows, run_method
 
 logger = logging.getLogger("rewardmodels")
 
@@ -54,15 +57,6 @@ def build_reference(model_args: ModelArguments, args: ImplicitPRMConfig, model) 
     return Reference(MODEL, model, copy)
 
 
-def make_collator(args: ImplicitPRMConfig, data_args: DataArguments, model, tokenizer) -> ImplicitPRMCollator:
-    batching = causal_batching(
-        model, tokenizer, args.packing != "none", args.packing_token_budget, data_args.max_length
-    )
-    if batching.attention is None:
-        return ImplicitPRMCollator(batching.pad_token_id, PADDED)
-    return ImplicitPRMCollator(batching.pad_token_id, batching.attention, args.packing_token_budget)
-
-
 def tokenize(tokenizer, rows, args, data_args, use_template, what: str):
     features, cut = encode_rows(tokenizer, rows, args.objective, use_template, data_args.max_length)
     same = 0
@@ -90,7 +84,8 @@ def cache_settings(
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: ImplicitPRMConfig):
     schema = "outcome" if args.objective == "ce" else "preference"
-    train_rows, eval_rows = load_train_eval_rows(data_args, schema, args.seed)
+    data = load_train_eval_data(data_args, args.seed, canonical_reader(schema, data_args.column_map_dict()))
+    train_rows, eval_rows = data.train, data.held_out
     tokenizer = load_causal_tokenizer(model_args)
     use_template = resolve_chat_template(data_args.use_chat_template, train_rows, tokenizer)
     train_set, cut = tokenize(tokenizer, train_rows, args, data_args, use_template, "training rows")
@@ -101,9 +96,10 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: Im
     )
     model = load_causal_lm(model_args, tokenizer, args.seed)
     reference = build_reference(model_args, args, model)
-    collator = make_collator(args, data_args, model, tokenizer)
     fingerprint = None if args.reference_free else model_fingerprint(reference_name(model_args, args))
-    manifest = base_manifest("implicit_prm", model_args, data_args, use_template, head=CAUSAL_LM_HEAD)
+    manifest = base_manifest(
+        "implicit_prm", model_args, data_args, use_template, head=CAUSAL_LM_HEAD, dropped_rows=data.dropped
+    )
     ref = reference_name(model_args, args)
     manifest.update(
         {
@@ -117,10 +113,10 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: Im
             "aggregation": args.aggregation,
             "step_scores": args.step_scores,
             "step_separator": args.step_separator,
-            "packing": collator.attention,
             "truncated_train_sequences": cut,
         }
     )
+    collator = run_collator("implicit_prm", args, data_args, model, tokenizer, manifest, train_set)
     if args.reference_cache and not args.reference_free:
         directory = args.reference_cache_dir or cache_root() / "implicit_prm_ref"
         settings = cache_settings(model_args, data_args, args, tokenizer, use_template, fingerprint, model)
@@ -133,16 +129,8 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: Im
             logger.info("reference log-probs of the %s rows: %s (cache %s)", name, counts, cache.path)
         reference.release()  # a separate reference copy is not needed again
         manifest["reference_cache"] = str(cache.path)
-    return ImplicitPRMTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=collator,
-        processing_class=tokenizer,
-        training_manifest=manifest,
-        reference=reference,
-    )
+    inputs = trainer_inputs(args, model, tokenizer, collator, manifest, train_set, eval_set)
+    return ImplicitPRMTrainer(**inputs, reference=reference)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import torch
 
+from rewardmodels.causal.batches import batch_logprob_parts
 from rewardmodels.causal.logprobs import response_logprobs, sum_logprobs
-from rewardmodels.implicit_prm.data import batch_logprob_parts
 from rewardmodels.implicit_prm.reference import Reference
 from rewardmodels.losses import (
     bradley_terry_losses,
@@ -16,10 +16,10 @@ from rewardmodels.training.trainer_base import RewardTrainerBase
 
 
 class ImplicitPRMTrainer(RewardTrainerBase):
-    """Implicit PRM trainer. Batches follow `implicit_prm.data`'s contract: the policy's response log-probs
-    come from `logprobs.response_logprobs` (padded rows, packed rows or a pair's shared-prompt tree), the
-    reference's from the batch (`reference_logps`, cached by the first pass) or, without them, from
-    `reference` run on the same batch under no_grad first.
+    """Implicit PRM trainer. Batches follow `causal.batches`' response-group contract: the policy's response
+    log-probs come from `logprobs.response_logprobs` (padded rows, packed rows or a pair's shared-prompt
+    tree), the reference's from the batch (`reference_logps`, cached by the first pass) or, without them,
+    from `reference` run on the same batch under no_grad first.
 
     Loss, with r = beta * (sum_t log pi_theta - sum_t log pi_ref) per response (`losses.implicit_rewards`):
     CE: mean BCE(sigmoid(r), label) over outcome rows; DPO: mean -log sigmoid(r_w - r_l) over pairs.

@@ -49,12 +49,15 @@ pairs the first half is still chosen and the second half rejected.
 
 The package, one concern per module (every public name is re-exported here):
 
-  layout      PackUnit, PackedLayout, first_fit_decreasing, layout_units: where each token goes
+  layout      PackUnit, PackedLayout, first_fit_decreasing, layout_units, group_trees: where each token goes
   attention   ATTENTION_MODES, packing_attention_for, the masks (allowed_attention, tree_mask_mod,
               flex_block_mask, varlen_kwargs) and packed_attention_kwargs, the dispatch `modeling` calls
   kernels     the segmented sdpa kernel (group_blocks, segmented_sdpa_forward, register_segmented_sdpa)
-  collators   PackedPairCollator, PackedSequenceCollator, packed_step_collator, PACKING_MODES and
-              make_pair_collator, the choice of pair collator for a run
+  collators   PackedPairCollator, PackedSequenceCollator, packed_step_collator, check_token_budget
+  choice      the one batching vocabulary: PACKING_MODES (every config's --packing), packing_choices,
+              decide_packing (tree, packed or none, and the attention mode), and manifest_batching, which
+              reads the `packing` and `attention` of any manifest, old vocabulary included
+              (`training.batching.collator_for` builds a run's collator from the decision)
 """
 
 from rewardmodels.packing.attention import (
@@ -68,16 +71,21 @@ from rewardmodels.packing.attention import (
     tree_mask_mod,
     varlen_kwargs,
 )
-from rewardmodels.packing.collators import (
+from rewardmodels.packing.choice import (
+    LEGACY_PACKING,
     PACKING_MODES,
-    PAIR_ONLY_PACKING_MODES,
-    SEQUENCE_PACKING_MODES,
+    PADDED,
+    USED_PACKING,
+    PackingDecision,
+    decide_packing,
+    manifest_batching,
+    packing_choices,
+)
+from rewardmodels.packing.collators import (
     PackedPairCollator,
     PackedSequenceCollator,
-    PackingChoice,
     check_token_budget,
     has_shared_prefixes,
-    make_pair_collator,
     packed_step_collator,
 )
 from rewardmodels.packing.kernels import (
@@ -90,32 +98,37 @@ from rewardmodels.packing.layout import (
     PackedLayout,
     PackUnit,
     first_fit_decreasing,
+    group_trees,
     layout_units,
 )
 
 __all__ = [
     "ATTENTION_MODES",
+    "LEGACY_PACKING",
     "PACKING_MODES",
-    "PAIR_ONLY_PACKING_MODES",
+    "PADDED",
     "PackUnit",
     "PackedLayout",
     "PackedPairCollator",
     "PackedSequenceCollator",
-    "PackingChoice",
+    "PackingDecision",
     "SEGMENTED_SDPA",
-    "SEQUENCE_PACKING_MODES",
+    "USED_PACKING",
     "VARLEN_IMPLEMENTATIONS",
     "allowed_attention",
     "check_token_budget",
+    "decide_packing",
     "first_fit_decreasing",
     "flex_block_mask",
     "group_blocks",
+    "group_trees",
     "has_shared_prefixes",
     "layout_units",
-    "make_pair_collator",
+    "manifest_batching",
     "packed_attention_kwargs",
     "packed_step_collator",
     "packing_attention_for",
+    "packing_choices",
     "packing_mode_hint",
     "register_segmented_sdpa",
     "segmented_sdpa_forward",

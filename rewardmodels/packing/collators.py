@@ -1,31 +1,22 @@
-"""Packed collators: pairs (plain or as shared-prefix trees) and single sequences (BT scoring, PRM steps),
-and the choice of pair collator for a run. Each returns the batch contract of `rewardmodels.collators`, plus
-the layout ids the attention dispatch (`packing.attention.packed_attention_kwargs`) reads."""
+"""Packed collators: pairs (plain or as shared-prefix trees) and single sequences (BT scoring, PRM steps).
+Each returns the batch contract of `rewardmodels.collators`, plus the layout ids the attention dispatch
+(`packing.attention.packed_attention_kwargs`) reads. Which collator a run uses is `training.batching`'s
+`collator_for`."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from rewardmodels.collators import PaddedPairCollator, pair_fields
+from rewardmodels.collators import pair_fields
 from rewardmodels.packing.attention import (
     ATTENTION_MODES,
     allowed_attention,
-    packing_attention_for,
     varlen_kwargs,
 )
 from rewardmodels.packing.layout import PackUnit, layout_units
-
-logger = logging.getLogger(__name__)
-
-# `auto` and `tree` need pairs (a shared prefix to store once); single sequences, such as PRM solutions, can
-# only be packed or padded. Every config's choices derive from these.
-PAIR_ONLY_PACKING_MODES = ("auto", "tree")
-SEQUENCE_PACKING_MODES = ("packed", "none")
-PACKING_MODES = PAIR_ONLY_PACKING_MODES + SEQUENCE_PACKING_MODES
 
 
 @dataclass
@@ -191,14 +182,6 @@ def has_shared_prefixes(features: Sequence[dict]) -> bool:
     return any(len(f.get("prefix_ids") or ()) > 0 for f in features)
 
 
-@dataclass
-class PackingChoice:
-    mode: str  # tree | packed | none
-    attention: str
-    reason: str
-    collator: object = field(repr=False, default=None)
-
-
 def check_token_budget(token_budget: int | None, max_length: int | None) -> None:
     """Refuse a row cap below max_length before any work: a single sequence could not be placed."""
     if token_budget is not None and max_length is not None and token_budget < max_length:
@@ -206,46 +189,6 @@ def check_token_budget(token_budget: int | None, max_length: int | None) -> None
             f"--packing_token_budget ({token_budget}) must be at least --max_length ({max_length}), "
             "or a single sequence could not be placed"
         )
-
-
-def make_pair_collator(
-    packing: str,
-    pad_token_id: int,
-    attn_implementation: str | None,
-    features: Sequence[dict] = (),
-    token_budget: int | None = None,
-    max_length: int | None = None,
-) -> PackingChoice:
-    """Pick the pair collator for a run.
-
-    auto: tree when the data has shared prefixes and the attention kernel can run a tree, plain packing
-    otherwise; none: the padded collator. tree under flash-attention varlen falls back to plain packing.
-    """
-    if packing not in PACKING_MODES:
-        raise ValueError(f"--packing must be one of {PACKING_MODES}, got {packing!r}")
-    attention = packing_attention_for(attn_implementation)
-    if packing == "none":
-        return PackingChoice("none", "padded", "packing switched off", PaddedPairCollator(pad_token_id))
-    check_token_budget(token_budget, max_length)
-    shared = has_shared_prefixes(features)
-    if packing == "auto":
-        want_tree, reason = (
-            shared,
-            ("pairs share token prefixes" if shared else "no shared prefixes in the data"),
-        )
-    else:
-        want_tree, reason = packing == "tree", f"--packing {packing}"
-    if want_tree and attention == "varlen":
-        logger.warning(
-            "tree packing needs a mask the flash-attention varlen kernel cannot express; using plain packing "
-            "(choose --attn_implementation sdpa or flex_attention to keep the shared-prefix saving)"
-        )
-        want_tree, reason = False, reason + "; flash-attention varlen cannot run a tree"
-    mode = "tree" if want_tree else "packed"
-    collator = PackedPairCollator(
-        pad_token_id=pad_token_id, token_budget=token_budget, attention=attention, tree=want_tree
-    )
-    return PackingChoice(mode, attention, reason, collator)
 
 
 def units_batch(

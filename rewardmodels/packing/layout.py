@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from rewardmodels.tokenization import shared_prefix_length
+
 
 @dataclass
 class PackUnit:
@@ -159,3 +161,18 @@ def layout_units(
         segments=torch.tensor(blocks, dtype=torch.long).reshape(-1, 7),
         real_tokens=sum(lengths),
     )
+
+
+def group_trees(
+    groups: Sequence[Sequence[Sequence[int]]], rewards: Sequence[Sequence[list[int]]]
+) -> list[PackUnit]:
+    """Each group of sequences as one packing tree: their common token prefix once, then each sequence's own
+    tokens. `rewards[i][b]` lists positions in sequence b of group i; a sequence's output slot is its index in
+    the groups flattened in order."""
+    units, slot = [], 0
+    for group, group_rewards in zip(groups, rewards, strict=True):
+        n = min((shared_prefix_length(group[0], s) for s in group[1:]), default=0)
+        slots = list(range(slot, slot + len(group)))
+        units.append(PackUnit(list(group[0][:n]), [list(s[n:]) for s in group], list(group_rewards), slots))
+        slot += len(group)
+    return units

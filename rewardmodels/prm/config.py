@@ -2,14 +2,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rewardmodels.packing import SEQUENCE_PACKING_MODES
+from rewardmodels.packing import packing_choices
 from rewardmodels.steps import PROBABILITY_AGGREGATIONS
 from rewardmodels.training.reward_config import RewardConfigBase, output_dir_field
 
 LABEL_MODES = ("hard", "soft")
 LOSS_TYPES = ("auto", "ce", "bce")
-# Solutions are single sequences: no shared prefix to store once, so packed or padded only.
-PACKING_MODES = SEQUENCE_PACKING_MODES
 
 
 def unescape(text: str) -> str:
@@ -74,10 +72,11 @@ class PRMConfig(RewardConfigBase):
     packing: str = field(
         default="packed",
         metadata={
-            "help": f"How solutions are batched ({', '.join(PACKING_MODES)}). packed: each solution once, "
-            "without padding, in one row per batch (sdpa) or rows as wide as the longest solution (eager), "
-            "every solution keeping its own positions and attending only to itself; none: padded rows. Both "
-            "give the same step scores and losses (see docs/packing.md)."
+            "help": f"How solutions are batched ({', '.join(packing_choices(pairs=False))}; no tree: a "
+            "solution is one sequence). auto and packed: each solution once, without padding, in one row per "
+            "batch (sdpa) or rows as wide as the longest solution (eager), every solution keeping its own "
+            "positions and attending only to itself; none: padded rows. All give the same step scores and "
+            "losses (see docs/packing.md)."
         },
     )
 
@@ -85,7 +84,7 @@ class PRMConfig(RewardConfigBase):
         super().__post_init__()
         self.check_choices(
             {
-                "packing": PACKING_MODES,
+                "packing": packing_choices(pairs=False),
                 "label_mode": LABEL_MODES,
                 "loss_type": LOSS_TYPES,
                 "aggregation": PROBABILITY_AGGREGATIONS,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from rewardmodels.collators import PaddedStepCollator
 from rewardmodels.errors import InputError
 from rewardmodels.prm.config import PRMConfig
 from rewardmodels.prm.trainer import PRMTrainer
@@ -15,11 +14,14 @@ from rewardmodels.tokenization import (
     tokenize_stepwise_rows,
 )
 from rewardmodels.training.arguments import DataArguments, ModelArguments
+from rewardmodels.training.batching import run_collator
 from rewardmodels.training.run import (
     base_manifest,
+    canonical_reader,
     load_model,
-    load_train_eval_rows,
+    load_train_eval_data,
     run_method,
+    trainer_inputs,
 )
 
 logger = logging.getLogger("rewardmodels")
@@ -57,22 +59,15 @@ def load_prm_tokenizer(model_args: ModelArguments, args: PRMConfig):
 
 
 def step_collator(args: PRMConfig, data_args: DataArguments, model, tokenizer, manifest: dict):
-    """Padding-free packing (the packed twin of PaddedStepCollator) unless --packing none."""
-    from rewardmodels.modeling import attn_implementation_of
-    from rewardmodels.packing import check_token_budget, packed_step_collator, packing_attention_for
-
-    manifest["packing"] = args.packing
-    if args.packing == "none":
-        return PaddedStepCollator(pad_token_id=tokenizer.pad_token_id)
-    check_token_budget(args.packing_token_budget, data_args.max_length)
-    attention = packing_attention_for(attn_implementation_of(model))
-    logger.info("batching: packed (attention via %s)", attention)
-    return packed_step_collator(tokenizer.pad_token_id, args.packing_token_budget, attention)
+    """The run's step collator (`training.batching.collator_for`), recorded in the manifest."""
+    return run_collator("prm", args, data_args, model, tokenizer, manifest)
 
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PRMConfig) -> PRMTrainer:
     hard = args.label_mode == "hard"  # fractional labels are refused (or dropped) with the other bad rows
-    train_rows, eval_rows = load_train_eval_rows(data_args, "stepwise", args.seed, hard_labels=hard)
+    read = canonical_reader("stepwise", data_args.column_map_dict(), hard_labels=hard)
+    data = load_train_eval_data(data_args, args.seed, read)
+    train_rows, eval_rows = data.train, data.held_out
     # Tokenized before the model loads, so that data that keeps no labelled step fails first.
     tokenizer, sep_ids, added = load_prm_tokenizer(model_args, args)
     use_template = resolve_chat_template(data_args.use_chat_template, train_rows, tokenizer)
@@ -103,7 +98,9 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PR
         logger.info("held-out rows: %s", eval_report)
     trainable = sep_ids if args.separator_token else None  # the dedicated token's row, trained under LoRA
     model = load_model(model_args, tokenizer, args.num_labels, args.seed, trainable, head=PRM_HEAD)
-    manifest = base_manifest("prm", model_args, data_args, use_template, head=PRM_HEAD)
+    manifest = base_manifest(
+        "prm", model_args, data_args, use_template, head=PRM_HEAD, dropped_rows=data.dropped
+    )
     manifest.update(
         {
             "num_labels": args.num_labels,
@@ -119,15 +116,8 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: PR
             "step_tokenization": vars(report),
         }
     )
-    return PRMTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        data_collator=step_collator(args, data_args, model, tokenizer, manifest),
-        processing_class=tokenizer,
-        training_manifest=manifest,
-    )
+    collator = step_collator(args, data_args, model, tokenizer, manifest)
+    return PRMTrainer(**trainer_inputs(args, model, tokenizer, collator, manifest, train_set, eval_set))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,10 +18,9 @@ from rewardmodels.modeling import (
     pick_device,
     require_safetensors,
 )
-from rewardmodels.packing import PackUnit, packing_attention_for
+from rewardmodels.packing import group_trees, packing_attention_for
 from rewardmodels.scorers.capabilities import ScoresTexts
 from rewardmodels.scorers.reward_funcs import make_reward_func  # noqa: F401 (lives there; re-exported)
-from rewardmodels.tokenization import shared_prefix_length
 
 MANIFEST_NAME = "reward_model.json"
 
@@ -94,21 +93,6 @@ def group_batches(tokens: Sequence[int], members: Sequence[int], batch_size: int
             batches.append([i])
             count = members[i]
     return batches
-
-
-def group_trees(
-    groups: Sequence[Sequence[Sequence[int]]], rewards: Sequence[Sequence[list[int]]]
-) -> list[PackUnit]:
-    """Each group of sequences as one packing tree: their common token prefix once, then each sequence's own
-    tokens. `rewards[i][b]` lists positions in sequence b of group i; a sequence's output slot is its index in
-    the groups flattened in order."""
-    units, slot = [], 0
-    for group, group_rewards in zip(groups, rewards, strict=True):
-        n = min((shared_prefix_length(group[0], s) for s in group[1:]), default=0)
-        slots = list(range(slot, slot + len(group)))
-        units.append(PackUnit(list(group[0][:n]), [list(s[n:]) for s in group], list(group_rewards), slots))
-        slot += len(group)
-    return units
 
 
 def runs_prompt_trees(*models: nn.Module | None) -> bool:

@@ -9,10 +9,10 @@ import torch
 
 from rewardmodels.collators import PaddedSequenceCollator
 from rewardmodels.modeling import rewards_at
+from rewardmodels.packing import group_trees
 from rewardmodels.scorers.base import (
     count_cuts,
     group_batches,
-    group_trees,
     length_sorted_batches,
     load_for_scoring,
     split_into_groups,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
@@ -19,7 +22,85 @@ from rewardmodels.modeling import (
 )
 from rewardmodels.training.arguments import DataArguments, ModelArguments, parse_layered
 
+if TYPE_CHECKING:
+    from rewardmodels.data_builders.schema import ValidationReport
+
 logger = logging.getLogger("rewardmodels")
+
+
+RowReader = Callable[[list[str], bool, int | None], tuple[list[dict], "ValidationReport"]]
+"""Reads data specs into validated rows: (specs, drop invalid rows, row cap per spec) -> (rows, report). Bad
+rows are dropped and counted in the report, or refused with an InputError naming the row and field."""
+
+
+def canonical_reader(schema: str, column_map: dict | None = None, hard_labels: bool = False) -> RowReader:
+    """The reader of canonical rows of `schema` (`data_builders.sources.load_rows`). `hard_labels`: stepwise
+    labels must be bools or exactly 0/1."""
+    from rewardmodels.data_builders.sources import load_rows
+
+    def read(specs: list[str], drop: bool, max_rows: int | None):
+        return load_rows(specs, schema, column_map, drop, max_rows, hard_labels=hard_labels)
+
+    return read
+
+
+@dataclass
+class TrainEvalData:
+    """Validated training rows, held-out rows with the name of the source each came from, and the invalid rows
+    dropped under --invalid_rows drop (training and held-out data), counted by reason."""
+
+    train: list[dict]
+    held_out: list[dict]
+    held_out_sources: list[str]
+    dropped: Counter = field(default_factory=Counter)
+
+    def held_out_by_source(self) -> dict[str, list[dict]]:
+        return group_by_source(self.held_out, self.held_out_sources)
+
+
+def load_train_eval_data(data_args: DataArguments, seed: int, read: RowReader) -> TrainEvalData:
+    """Training and held-out rows through `read`, before the model loads, so bad data fails fast. Each
+    training spec may carry mixing options (`data_builders/mixing.py`:
+    `SPEC|eval=N,rows=N,weight=W,name=NAME`); the held-out split is drawn per source, before caps and weights;
+    --eval_data replaces it."""
+    from rewardmodels.data_builders import mixing
+
+    drop = data_args.invalid_rows == "drop"
+    if data_args.invalid_rows not in ("error", "drop"):
+        raise ValueError(f"--invalid_rows must be 'error' or 'drop', got {data_args.invalid_rows!r}")
+    mixes = mixing.parse_mix(list(data_args.train_data))
+    if data_args.eval_data and any(m.eval_rows is not None for m in mixes):
+        raise ValueError(
+            "--eval_data and an `eval=N` mixing option in --train_data both choose held-out rows: use one"
+        )
+    fraction = 0.0 if data_args.eval_data else data_args.eval_fraction
+    sources, dropped = [], Counter()
+    for position, mix in enumerate(mixes):
+        rows, report = read([mix.spec], drop, data_args.max_train_rows)
+        logger.info("training data %s: %s", mix.name, report)
+        dropped.update(report.dropped)
+        sources.append(mixing.mix_source(mix, rows, seed, position, fraction))
+    if len(sources) > 1 or any(m.has_options for m in mixes):
+        logger.info("data mix:\n%s", mixing.summary(sources))
+    train = [row for s in sources for row in s.train]
+    held_out = [row for s in sources for row in s.held_out]
+    names = [s.name for s in sources for _ in s.held_out]
+    if data_args.eval_data:
+        held_out, eval_report = read(list(data_args.eval_data), drop, None)
+        names = ["eval_data"] * len(held_out)
+        logger.info("eval data: %s", eval_report)
+        dropped.update(eval_report.dropped)
+    return TrainEvalData(train, held_out, names, dropped)
+
+
+def load_train_eval_sources(
+    data_args: DataArguments, schema: str, seed: int, hard_labels: bool = False
+) -> tuple[list[dict], list[dict], list[str]]:
+    """Validated training rows, held-out rows, and the name of the source each held-out row came from
+    (`load_train_eval_data` of canonical rows of `schema`)."""
+    read = canonical_reader(schema, data_args.column_map_dict(), hard_labels)
+    data = load_train_eval_data(data_args, seed, read)
+    return data.train, data.held_out, data.held_out_sources
 
 
 def load_train_eval_rows(
@@ -30,53 +111,24 @@ def load_train_eval_rows(
     return train, held_out
 
 
-def load_train_eval_sources(
-    data_args: DataArguments, schema: str, seed: int, hard_labels: bool = False
-) -> tuple[list[dict], list[dict], list[str]]:
-    """Validated training rows, held-out rows, and the name of the source each held-out row came from.
-    Runs before the model loads, so bad data fails fast. Each training spec may carry mixing options
-    (`data_builders/mixing.py`: `SPEC|eval=N,rows=N,weight=W,name=NAME`); the held-out split is drawn per
-    source, before caps and weights. `hard_labels`: stepwise labels must be bools or exactly 0/1."""
-    from rewardmodels.data_builders import mixing
-    from rewardmodels.data_builders.sources import load_rows
-
-    drop = data_args.invalid_rows == "drop"
-    if data_args.invalid_rows not in ("error", "drop"):
-        raise ValueError(f"--invalid_rows must be 'error' or 'drop', got {data_args.invalid_rows!r}")
-    column_map = data_args.column_map_dict()
-    mixes = mixing.parse_mix(list(data_args.train_data))
-    if data_args.eval_data and any(m.eval_rows is not None for m in mixes):
-        raise ValueError(
-            "--eval_data and an `eval=N` mixing option in --train_data both choose held-out rows: use one"
-        )
-    fraction = 0.0 if data_args.eval_data else data_args.eval_fraction
-    sources = []
-    for position, mix in enumerate(mixes):
-        rows, report = load_rows(
-            mix.spec, schema, column_map, drop, data_args.max_train_rows, hard_labels=hard_labels
-        )
-        logger.info("training data %s: %s", mix.name, report)
-        sources.append(mixing.mix_source(mix, rows, seed, position, fraction))
-    if len(sources) > 1 or any(m.has_options for m in mixes):
-        logger.info("data mix:\n%s", mixing.summary(sources))
-    train = [row for s in sources for row in s.train]
-    held_out = [row for s in sources for row in s.held_out]
-    names = [s.name for s in sources for _ in s.held_out]
-    if data_args.eval_data:
-        held_out, eval_report = load_rows(
-            data_args.eval_data, schema, column_map, drop, hard_labels=hard_labels
-        )
-        names = ["eval_data"] * len(held_out)
-        logger.info("eval data: %s", eval_report)
-    return train, held_out, names
-
-
 def group_by_source(rows: list[dict], sources: list[str]) -> dict[str, list[dict]]:
     """Rows grouped by their source's name, sources in first-seen order."""
     groups: dict[str, list[dict]] = {}
     for row, name in zip(rows, sources, strict=True):
         groups.setdefault(name, []).append(row)
     return groups
+
+
+def held_out_features(
+    data: TrainEvalData, featurize: Callable[[str, list[dict]], list[dict]]
+) -> tuple[list[dict] | None, dict[str, list[dict]] | None]:
+    """The held-out features, pooled (None when there are none) and per source (None with fewer than two
+    sources, where the pooled figure says it all), `featurize(source name, rows)` run once per source; a
+    source none of whose rows survives featurizing is left out."""
+    by_source = {name: featurize(name, rows) for name, rows in data.held_out_by_source().items()}
+    by_source = {name: features for name, features in by_source.items() if features}
+    pooled = [feature for features in by_source.values() for feature in features] or None
+    return pooled, by_source if len(by_source) > 1 else None
 
 
 def load_model(
@@ -122,12 +174,14 @@ def base_manifest(
     data_args: DataArguments,
     use_chat_template: bool,
     head: str = "seq_cls",
+    dropped_rows: Counter | None = None,
 ) -> dict:
     """What every training manifest records. `head` and `model_class` tell export which model class to
-    rebuild and write (`load_backbone`'s heads)."""
+    rebuild and write (`load_backbone`'s heads); `dropped_rows`, the invalid rows --invalid_rows drop left
+    out, by reason (`TrainEvalData.dropped`)."""
     name = model_args.model_name_or_path
     resolved = Path(resolve_model_path(name))
-    return {
+    manifest = {
         "kind": kind,
         "head": head,
         "model_class": HEAD_MODEL_CLASSES[head],
@@ -137,6 +191,33 @@ def base_manifest(
         "use_chat_template": use_chat_template,
         "max_length": data_args.max_length,
         "train_data": list(data_args.train_data),
+    }
+    if dropped_rows is not None:
+        manifest["dropped_rows"] = dict(sorted(dropped_rows.items()))
+    return manifest
+
+
+def trainer_inputs(
+    args,
+    model,
+    tokenizer,
+    collator,
+    manifest: dict,
+    train_set: list[dict],
+    eval_set: list[dict] | None,
+    held_out_by_source: dict[str, list[dict]] | None = None,
+) -> dict:
+    """The keyword arguments every method's Trainer (a `RewardTrainerBase`) is built with; a method adds its
+    own (the implicit PRM's reference) beside them."""
+    return {
+        "model": model,
+        "args": args,
+        "train_dataset": train_set,
+        "eval_dataset": eval_set,
+        "data_collator": collator,
+        "processing_class": tokenizer,
+        "training_manifest": manifest,
+        "held_out_by_source": held_out_by_source,
     }
 
 

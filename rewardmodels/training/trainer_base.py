@@ -104,13 +104,17 @@ class RewardTrainerBase(Trainer):
             self._collected_rewards.append(gathered.reshape(-1).cpu())
 
     def evaluate_with_statistics(self) -> tuple[dict, dict]:
-        """Held-out metrics plus the mean and std of every reward given, for score normalisation."""
+        """Held-out metrics plus the mean and std of every reward given, for score normalisation; no
+        statistics from a trainer that gives no rewards (the generative verifier's SFT)."""
         self._collected_rewards = []
         try:
             metrics = self.evaluate()
-            values = torch.cat(self._collected_rewards)
+            collected = self._collected_rewards
         finally:
             self._collected_rewards = None
+        if not collected:
+            return metrics, {}
+        values = torch.cat(collected)
         std = values.std().item() if values.numel() > 1 else 1.0
         return metrics, {"reward_mean": values.mean().item(), "reward_std": std}
 

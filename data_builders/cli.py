@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, progress_bars
 from rewardmodels.data_builders import crome_cli, mc_labeller, outcome, verification_cots
 from rewardmodels.data_builders.sources import RAW_BUILDERS, SYNTHETIC_ROWS, load_rows
 from rewardmodels.io import write_jsonl
@@ -36,9 +36,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-rows", type=int, default=None, help="Keep at most this many rows.")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="rewardmodels build", description=__doc__, formatter_class=HelpFormatter)
-    sub = parser.add_subparsers(dest="builder", required=True, metavar="BUILDER")
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog="rewardmodels build", description=__doc__)
+    sub = parser.add_subparsers(
+        dest="builder", required=True, metavar="BUILDER", help="What to build (each has its own --help)."
+    )
     for name, (schema, build) in RAW_BUILDERS.items():
         doc = (build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else ""
         p = sub.add_parser(name.replace("_", "-"), help=f"{doc} -> {schema} rows", description=doc)
@@ -67,15 +69,16 @@ def make_parser() -> argparse.ArgumentParser:
     _common(p)
     for name, module in GENERATORS.items():
         summary = module.__doc__.strip().splitlines()[0]
-        p = sub.add_parser(name, help=summary, description=module.__doc__, formatter_class=HelpFormatter)
+        p = sub.add_parser(name, help=summary, description=module.__doc__)
         module.add_arguments(p)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.builder in GENERATORS:
-        return GENERATORS[args.builder].run(args)
+        with progress_bars(not args.no_progress):  # every generator takes the sampling flags
+            return GENERATORS[args.builder].run(args)
     column_map = json.loads(args.column_map) if getattr(args, "column_map", None) else None
     if args.builder == "synthetic":
         spec, schema = f"synthetic:n={args.n},seed={args.seed}", args.schema

@@ -150,10 +150,10 @@ def like(template, text: str):
 
 def ask(sampler: Sampler, requests: Sequence[oracle.OracleRequest], chunk: int, desc: str) -> list[str]:
     """The oracle's reply (prefill + sample 0) to every request, `chunk` requests per cached batch."""
-    from tqdm.auto import tqdm
+    from rewardmodels.cli_common import progress_bar
 
     replies: list[str] = []
-    for start in tqdm(
+    for start in progress_bar(
         range(0, len(requests), chunk), desc=desc, unit="batch", disable=len(requests) <= chunk
     ):
         part = requests[start : start + chunk]

@@ -24,10 +24,8 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from tqdm.auto import tqdm
-
 from rewardmodels.answers import STEP_JOIN, is_correct, parse_gold, split_solution
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import progress_bar, run_command, setup_logging
 from rewardmodels.sampling import Sampler, add_sampling_arguments, open_sampler
 
 logger = logging.getLogger("rewardmodels")
@@ -87,7 +85,7 @@ def label_problems(
     writes `solutions_per_problem` solutions (the cached samples of the empty prefix), split on `step_split`.
     """
     rows = []
-    for index, raw in enumerate(tqdm(problems, desc="MC labelling", unit="problem")):
+    for index, raw in enumerate(progress_bar(problems, desc="MC labelling", unit="problem")):
         problem = _field(raw, ("problem", "prompt", "question"), index, "problem text")
         gold = str(raw.get("answer", "")).strip()
         if not gold:
@@ -157,11 +155,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    prog = "python -m rewardmodels.data_builders.mc_labeller"
-    parser = ArgumentParser(prog=prog, description=__doc__, formatter_class=HelpFormatter)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """`python -m rewardmodels.data_builders.mc_labeller`: `rewardmodels build mc-labels`."""
+    import sys
+
+    from rewardmodels.data_builders.cli import main as build_main
+
+    return build_main(["mc-labels", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command("build mc-labels", main, None))

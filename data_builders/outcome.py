@@ -180,10 +180,10 @@ def build_prm800k_stepwise_pairs(
 def sample_outcome_rows(problems: Sequence[dict], sampler, n: int) -> list[dict]:
     """`n` cached samples per problem (`problem`/`prompt`/`question` and gold `answer`), each an outcome row
     labelled 1.0 when its final answer matches the gold one."""
-    from tqdm.auto import tqdm
+    from rewardmodels.cli_common import progress_bar
 
     rows = []
-    for i, raw in enumerate(tqdm(problems, desc="sampling solutions", unit="problem")):
+    for i, raw in enumerate(progress_bar(problems, desc="sampling solutions", unit="problem")):
         problem = next(
             (raw[k] for k in ("problem", "prompt", "question") if isinstance(raw.get(k), str)), None
         )

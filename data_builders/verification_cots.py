@@ -31,9 +31,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
-from tqdm.auto import tqdm
-
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import progress_bar, run_command, setup_logging
 from rewardmodels.data_builders.schema import ValidationReport, validate_rows
 from rewardmodels.verification import (
     VerificationFormat,
@@ -180,7 +178,7 @@ def synthesize(
     `balance`)."""
     stats = YieldStats("teacher", rows=len(rows))
     out: list[dict] = []
-    for start in tqdm(range(0, len(rows), batch_rows), desc="verification chains", unit="batch"):
+    for start in progress_bar(range(0, len(rows), batch_rows), desc="verification chains", unit="batch"):
         part = list(rows[start : start + batch_rows])
         prompts = [verifier_prompt(fmt, _problem(r), r["completions"]) for r in part]
         samples = sampler.complete_many([(p, chains) for p in prompts])  # one cached batch per part
@@ -405,11 +403,13 @@ def _counter(tokenizer) -> Callable[[str], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m rewardmodels.data_builders.verification_cots",
-                            description=__doc__, formatter_class=HelpFormatter)  # fmt: skip
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    """`python -m rewardmodels.data_builders.verification_cots`: `rewardmodels build verification-cots`."""
+    import sys
+
+    from rewardmodels.data_builders.cli import main as build_main
+
+    return build_main(["verification-cots", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command("build verification-cots", main, None))

@@ -22,13 +22,14 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from rewardmodels.cli_common import (
     ArgumentParser,
-    HelpFormatter,
-    add_scorer_option_argument,
-    scorer_options,
+    add_output_dir_argument,
+    add_progress_argument,
+    add_scorer_arguments,
+    progress_bar,
+    progress_bars,
+    scorer_keywords,
     setup_logging,
 )
 from rewardmodels.data_builders.schema import RowError, validate_rows
@@ -165,7 +166,7 @@ def problem_metrics(
 def evaluate(problems: list[dict], weights: str = "auto") -> dict:
     """Metrics over problems that carry `scores`, at N and at every power of two below it."""
     judged = []
-    for p in tqdm(problems, desc="checking answers", unit="problem", disable=len(problems) < 20):
+    for p in progress_bar(problems, desc="checking answers", unit="problem", disable=len(problems) < 20):
         correct, groups = judge(p)
         p["correct"], p["groups"] = correct, groups
         judged.append(p)
@@ -239,7 +240,7 @@ def score_problems(scorer, problems: list[dict], batch_size: int = 16, chunk: in
     for i, p in enumerate(problems):
         if (i, p["id"]) in done:
             p["scores"] = [math.nan if s is None else float(s) for s in done[(i, p["id"])]["scores"]]
-    for start in tqdm(range(0, len(problems), chunk), desc="best-of-n scoring", unit="chunk"):
+    for start in progress_bar(range(0, len(problems), chunk), desc="best-of-n scoring", unit="chunk"):
         part = list(range(start, min(start + chunk, len(problems))))
         if all((i, problems[i]["id"]) in done for i in part):
             continue
@@ -319,18 +320,10 @@ def run(
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    import sys
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "sample":
-        from rewardmodels.eval.best_of_n_sample import main as sample_main
-
-        return sample_main(argv[1:])
+def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="rewardmodels eval best-of-n",
         description=__doc__,
-        formatter_class=HelpFormatter,
         epilog="Build candidates first with: rewardmodels eval best-of-n sample --help",
     )
     parser.add_argument("--scorer", required=True, help="Scorer directory written by `rewardmodels export`.")
@@ -342,34 +335,47 @@ def main(argv: list[str] | None = None) -> int:
         help="Vote weights for weighted majority: auto = raw if every score is in [0, 1].",
     )
     parser.add_argument("--limit", type=int, default=None, help="Only the first N problems.")
-    parser.add_argument("--output-dir", default=None, help="Default: results/best_of_n/<scorer>.")
+    add_output_dir_argument(parser, "Where results go (default: results/best_of_n/<scorer>).")
     parser.add_argument("--batch-size", type=int, default=16, help="Sequences per forward pass.")
-    parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available).")
-    parser.add_argument("--dtype", default=None, help="float32, bfloat16, ...")
-    add_scorer_option_argument(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
         help="Discard candidate scores journalled in --output-dir earlier.",
     )
-    args = parser.parse_args(argv)
+    add_progress_argument(parser)
+    add_scorer_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sample":
+        from rewardmodels.eval.best_of_n_sample import main as sample_main
+
+        return sample_main(argv[1:])
+    args = build_parser().parse_args(argv)
     setup_logging()
 
-    from rewardmodels.scorers import load_scorer
+    from rewardmodels.scorers import ScorerOptions, load_scorer
 
     problems = load_candidates(args.candidates)[: args.limit]
-    options = scorer_options(args.scorer_option)
-    scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype, **options)
+    options = ScorerOptions.from_keywords(**scorer_keywords(args))
+    scorer = load_scorer(args.scorer, options=options)
     name = Path(args.scorer).resolve().name
     out = args.output_dir or Path("results") / "best_of_n" / name
     extra = {"scorer": str(args.scorer), "candidates": args.candidates}
     if args.limit:
         extra["limit"] = args.limit
     fingerprint = {"scorer": str(Path(args.scorer).resolve()), "dtype": args.dtype}
-    if options:  # another aggregation is another scoring: its journal is not reused
-        fingerprint["scorer_options"] = options
-    results = run(
-        scorer, problems, out, args.weights, args.batch_size, name, extra, fingerprint, args.overwrite
-    )
+    if args.max_length is not None:  # another cut is another scoring: its journal is not reused
+        fingerprint["max_length"] = args.max_length
+    if options.extra:  # as is another aggregation
+        fingerprint["scorer_options"] = dict(options.extra)
+    with progress_bars(not args.no_progress):
+        results = run(
+            scorer, problems, out, args.weights, args.batch_size, name, extra, fingerprint, args.overwrite
+        )
     print(" ".join(f"{m}={100 * results[m]:.1f}" for m in METRICS) + f"; written to {out}")
     return 0

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tqdm.auto import tqdm
-
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import ArgumentParser, progress_bar, progress_bars, setup_logging
 from rewardmodels.data_builders.schema import RowError, validate_rows
 from rewardmodels.io import read_rows, write_jsonl
 
@@ -40,7 +38,7 @@ def sample_candidates(problems: Sequence[dict], sampler, n: int, source: str = "
     """N cached samples per problem row (`problem_row_errors` says what a row needs) as candidate rows."""
     validate_rows(problems, problem_row_errors, source=source, hint=None)
     rows = []
-    for i, raw in enumerate(tqdm(problems, desc="sampling candidates", unit="problem")):
+    for i, raw in enumerate(progress_bar(problems, desc="sampling candidates", unit="problem")):
         problem = problem_text(raw)
         rows.append(
             {
@@ -54,26 +52,32 @@ def sample_candidates(problems: Sequence[dict], sampler, n: int, source: str = "
     return rows
 
 
-def main(argv: list[str]) -> int:
-    from rewardmodels.sampling import add_sampling_arguments, open_sampler
+def build_parser() -> ArgumentParser:
+    from rewardmodels.sampling import add_sampling_arguments
 
     parser = ArgumentParser(
         prog="rewardmodels eval best-of-n sample",
         description="Sample N candidate solutions per problem with a generator model (cached on disk).",
-        formatter_class=HelpFormatter,
     )
     parser.add_argument("--problems", required=True, help="Rows with problem and answer (e.g. MATH-500).")
     parser.add_argument("--output", "-o", required=True, help="Candidate JSONL to write (atomically).")
     parser.add_argument("--n", type=int, default=8, help="Candidates per problem.")
     parser.add_argument("--limit", type=int, default=None, help="Only the first N problems.")
     add_sampling_arguments(parser, "Tokens per candidate.")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rewardmodels.sampling import open_sampler
+
+    args = build_parser().parse_args(argv)
     setup_logging()
     problems = read_rows(args.problems)[: args.limit]
     validate_rows(problems, problem_row_errors, source=args.problems, hint=None)  # before the generator loads
     sampler = open_sampler(args)
     try:
-        rows = sample_candidates(problems, sampler, args.n, args.problems)
+        with progress_bars(not args.no_progress):
+            rows = sample_candidates(problems, sampler, args.n, args.problems)
     finally:
         sampler.cache.close()
     write_jsonl(args.output, rows)

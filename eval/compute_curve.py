@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter
+from rewardmodels.cli_common import ArgumentParser, add_output_dir_argument
 from rewardmodels.errors import InputError
 
 DEFAULT_METRICS = {
@@ -113,10 +113,8 @@ def plot(points: list[dict], path: str | Path, title: str = "Accuracy against ve
     return Path(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(
-        prog="rewardmodels eval compute-curve", description=__doc__, formatter_class=HelpFormatter
-    )
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="rewardmodels eval compute-curve", description=__doc__)
     parser.add_argument(
         "results", nargs="+", help="results.json files of evaluator runs that report compute."
     )
@@ -126,9 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="Dotted path of a metric in results.json (repeatable).",
     )
-    parser.add_argument("--output-dir", required=True, help="Where compute_curve.png and .md are written.")
+    add_output_dir_argument(parser, "Where compute_curve.png and .md are written.", required=True)
     parser.add_argument("--title", default="Accuracy against verifier compute", help="The plot's title.")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     points = curve_points(args.results, args.metric)
     out = Path(args.output_dir)
     plot(points, out / "compute_curve.png", args.title)

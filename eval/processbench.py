@@ -27,8 +27,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from rewardmodels.cli_common import progress_bar
 from rewardmodels.data_builders.schema import DataValidationError, RowError, located
 from rewardmodels.errors import ROW, InputError, Location
 from rewardmodels.eval import calibration
@@ -187,7 +186,7 @@ def score_examples(
     for e in examples:
         if example_key(e) in done:
             _restore(e, done[example_key(e)], mode)
-    for start in tqdm(range(0, len(order), chunk), desc="processbench", unit="chunk"):
+    for start in progress_bar(range(0, len(order), chunk), desc="processbench", unit="chunk"):
         part = order[start : start + chunk]
         if all(example_key(e) in done for e in part):
             continue

@@ -9,20 +9,19 @@ from pathlib import Path
 
 from rewardmodels.cli_common import (
     ArgumentParser,
-    HelpFormatter,
-    add_scorer_option_argument,
-    scorer_options,
+    add_output_dir_argument,
+    add_progress_argument,
+    add_scorer_arguments,
+    progress_bars,
+    scorer_keywords,
     setup_logging,
+    usage_error,
 )
 from rewardmodels.eval import processbench, processbench_threshold
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="rewardmodels eval processbench",
-        description=processbench.__doc__,
-        formatter_class=HelpFormatter,
-    )
+    parser = ArgumentParser(prog="rewardmodels eval processbench", description=processbench.__doc__)
     parser.add_argument("--scorer", default=None, help="Scorer directory written by `rewardmodels export`.")
     parser.add_argument(
         "--reuse-scores",
@@ -62,34 +61,35 @@ def build_parser() -> ArgumentParser:
         "subsets use it out of sample.",
     )
     parser.add_argument("--limit", type=int, default=None, help="Score only the first N rows of each subset.")
-    parser.add_argument(
-        "--output-dir", default=None, help="Where to write results (default: results/processbench/<scorer>)."
-    )
+    add_output_dir_argument(parser, "Where to write results (default: results/processbench/<scorer>).")
     parser.add_argument("--batch-size", type=int, default=16, help="Solutions per forward pass.")
-    parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available).")
-    parser.add_argument(
-        "--dtype", default=None, help="float32, bfloat16, ... (default: bf16 on CUDA, fp32 on CPU)."
-    )
-    parser.add_argument("--max-length", type=int, default=None, help="Override the scorer's max_length.")
-    add_scorer_option_argument(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
         help="Discard step scores journalled in --output-dir by an earlier run.",
     )
+    add_progress_argument(parser)
+    add_scorer_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     setup_logging()
-
     if bool(args.scorer) == bool(args.reuse_scores):
-        parser.error("give exactly one of --scorer and --reuse-scores")
+        raise usage_error("give exactly one of --scorer and --reuse-scores")
     if args.store_threshold and not (args.scorer and args.tune_threshold_on):
-        parser.error("--store-threshold needs --scorer and --tune-threshold-on")
-    options = scorer_options(args.scorer_option)
+        raise usage_error("--store-threshold needs --scorer and --tune-threshold-on")
+    with progress_bars(not args.no_progress):
+        return evaluate(args)
+
+
+def evaluate(args) -> int:
+    """The evaluation the parsed flags describe: data, scoring (or reused scores), results, the summary."""
+    from rewardmodels.scorers import ScorerOptions
+
+    load_options = ScorerOptions.from_keywords(**scorer_keywords(args))
+    options = dict(load_options.extra)
     hub = list(processbench.HUB_SUBSETS) if args.hub == [] else (args.hub or [])
     examples = processbench.load_examples(args.dataset, hub, args.limit)
     if args.reuse_scores:
@@ -98,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from rewardmodels.scorers import load_scorer
 
-        scorer = load_scorer(
-            args.scorer, device=args.device, dtype=args.dtype, max_length=args.max_length, **options
-        )
+        scorer = load_scorer(args.scorer, options=load_options)
         name = Path(args.scorer).resolve().name
     output_dir = args.output_dir or Path("results") / "processbench" / name
     extra = {

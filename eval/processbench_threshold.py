@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rewardmodels.errors import InputError
 from rewardmodels.io import read_json_object, write_json
 from rewardmodels.scorers.base import MANIFEST_NAME
 
@@ -48,7 +49,7 @@ def threshold_record(results: dict, manifest: dict, options: dict, max_length: i
     """The manifest record of a run that tuned its threshold (`results` from `processbench.run`)."""
     tuned_on = results.get("tuned_on")
     if tuned_on is None or results.get("threshold") is None:
-        raise ValueError("only a threshold tuned with --tune-threshold-on can be stored")
+        raise InputError(None, None, None, "only a threshold tuned with --tune-threshold-on can be stored")
     return {
         "value": results["threshold"],
         "tuned_on": tuned_on,
@@ -82,9 +83,12 @@ def resolve_threshold(
         return DEFAULT_THRESHOLD, "fixed", None
     stored_options = record.get("scorer_options") or {}
     if reading_options(options) != stored_options:
-        raise ValueError(
+        raise InputError(
+            None,
+            None,
+            None,
             f"the scorer manifest's processbench_threshold was tuned with scorer options {stored_options}, "
-            f"this run reads steps with {reading_options(options)}: pass --threshold or --tune-threshold-on"
+            f"this run reads steps with {reading_options(options)}: pass --threshold or --tune-threshold-on",
         )
     tuned_on = str(record["tuned_on"])
     return float(record["value"]), f"scorer manifest (tuned on {tuned_on})", tuned_on

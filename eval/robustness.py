@@ -33,7 +33,16 @@ import re
 import sys
 from pathlib import Path
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import (
+    ArgumentParser,
+    add_output_dir_argument,
+    add_progress_argument,
+    add_scorer_arguments,
+    run_command,
+    scorer_keywords,
+    setup_logging,
+    usage_error,
+)
 from rewardmodels.data_builders.schema import (
     DataValidationError,
     RowError,
@@ -207,9 +216,7 @@ def evaluate_scorer(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(
-        prog="rewardmodels eval robustness", description=__doc__, formatter_class=HelpFormatter
-    )
+    p = ArgumentParser(prog="rewardmodels eval robustness", description=__doc__)
     p.add_argument("--scorer", action="append", required=True, help="A scorer directory (repeat to compare).")
     p.add_argument("--dataset", default=None, help="RewardBench-format pairs (.jsonl/.json/.parquet).")
     p.add_argument("--style-dataset", default=None, help="RM-Bench-format rows for the 3x3 style matrix.")
@@ -223,17 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-rows", type=int, default=None, help="Evenly spaced sample of at most N rows per file."
     )
     p.add_argument(
-        "--max-length", type=int, default=None, help="Token limit per sequence (default: each scorer's own)."
-    )
-    p.add_argument(
         "--batch-size", type=int, default=None, help="Sequences per forward (default: the scorer's)."
     )
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available).")
-    p.add_argument("--dtype", default=None, help="Weights dtype (default: bfloat16 on CUDA, float32 on CPU).")
-    p.add_argument("--output-dir", default="results/robustness", help="Where results and journals go.")
+    add_output_dir_argument(p, "Where results and journals go.", default="results/robustness")
     p.add_argument("--drop-malformed", action="store_true", help="Drop and count malformed pair rows.")
     p.add_argument("--overwrite", action="store_true", help="Discard earlier journals in --output-dir.")
-    p.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+    add_progress_argument(p)
+    add_scorer_arguments(p, "Token limit per sequence (default: each scorer's own).")
     return p
 
 
@@ -250,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
     if not args.dataset and not args.style_dataset:
-        raise SystemExit("give --dataset (RewardBench-format pairs), --style-dataset (RM-Bench rows) or both")
+        raise usage_error(
+            "give --dataset (RewardBench-format pairs), --style-dataset (RM-Bench rows) or both"
+        )
     try:
         transforms = parse_transform_names(args.transforms)
     except ValueError as e:
@@ -258,14 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     # Data first: every bad row is reported before a model loads.
     pairs = load_pairs(args.dataset, args.max_rows, args.drop_malformed).examples if args.dataset else None
     style = load_style_rows(args.style_dataset, args.max_rows) if args.style_dataset else None
-    for path in args.scorer:
-        if not (Path(path) / "reward_model.json").is_file():
-            raise SystemExit(f"--scorer {path}: not a scorer directory (no reward_model.json)")
-
     from rewardmodels.eval.report import write_text
     from rewardmodels.eval.rewardbench.cli import input_settings
     from rewardmodels.eval.robustness_report import markdown_report, write_calibration_diagram, write_chart
-    from rewardmodels.scorers import load_scorer, read_manifest
+    from rewardmodels.scorers import ScorerOptions, load_scorer, read_manifest
+
+    manifests = {
+        path: read_manifest(path) for path in args.scorer
+    }  # every directory checked before any loads
+    options = ScorerOptions.from_keywords(**scorer_keywords(args))
 
     out = Path(args.output_dir)
     results = {
@@ -280,12 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     taken: set[str] = set()
     for path in args.scorer:
-        scorer = load_scorer(path, device=args.device, dtype=args.dtype, max_length=args.max_length)
+        scorer = load_scorer(path, options=options)
         desc = {
             "path": str(Path(path).resolve()),
-            "kind": read_manifest(path).get("kind"),
+            "kind": manifests[path].get("kind"),
             **input_settings(scorer),
         }
+        if options.extra:  # another aggregation is another scoring: its journal is not reused
+            desc["scorer_options"] = dict(options.extra)
         folder = out / _slug(path, taken)
         results["scorers"][path] = evaluate_scorer(
             scorer, desc, folder, pairs, transforms, args.apply_to, style,
@@ -308,4 +316,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command("eval robustness", main, None))

@@ -1,14 +1,17 @@
-"""The `rewardmodels` command. Each subcommand lives in its own module, imported only when it runs.
+"""The `rewardmodels` command. Each subcommand lives in its own module, imported only when it runs, and has
+`main(argv: list[str] | None = None) -> int` (the style is in `rewardmodels.cli_common`).
 
-Bad input (`rewardmodels.errors.InputError`, raised by every loader) is printed as one line naming the file,
-line and field, with exit code 2; any other exception is a bug and keeps its traceback. `--debug`, given
-before the command, keeps the traceback for bad input too.
+Bad input (`rewardmodels.errors.InputError`, raised by every loader and for every usage error) is printed as
+one line naming the file, line and field, with exit code 2 (`cli_common.run_command`); any other exception is
+a bug and keeps its traceback. `--debug`, given before the command, keeps the traceback for bad input too.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+
+from rewardmodels.cli_common import INPUT_ERROR_EXIT, run_command
 
 # command -> {name: (module with main(argv), one-line help)}; a None name means the command takes no method.
 COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
@@ -53,9 +56,6 @@ COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
         )
     },
 }
-
-
-INPUT_ERROR_EXIT = 2  # as argparse exits on a bad flag
 
 
 def usage() -> str:
@@ -103,15 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2 if rest and rest[0] not in ("-h", "--help") else 0
         module, _ = methods[rest[0]]
         label, rest = f"{command} {rest[0]}", rest[1:]
-    from rewardmodels.errors import InputError
-
-    try:
-        return int(importlib.import_module(module).main(rest) or 0)
-    except InputError as e:
-        if debug:
-            raise
-        print(f"rewardmodels {label}: error: {e.one_line()}", file=sys.stderr)
-        return INPUT_ERROR_EXIT
+    return run_command(label, importlib.import_module(module).main, rest, debug)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import ArgumentParser, add_output_dir_argument, setup_logging
 from rewardmodels.errors import MissingInputError, OutputExistsError
 from rewardmodels.io import publish_tree, read_json_object, write_json
 from rewardmodels.packing import manifest_batching
@@ -151,17 +151,21 @@ def export_scorer(
     return output_dir
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="rewardmodels export", description=__doc__, formatter_class=HelpFormatter)
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="rewardmodels export", description=__doc__)
     parser.add_argument(
         "checkpoint", help="A `rewardmodels train` output_dir or one of its checkpoint-N folders."
     )
-    parser.add_argument("--output", "-o", required=True, help="Scorer directory to write.")
+    add_output_dir_argument(parser, "Scorer directory to write.", required=True, old_spellings=("--output",))
     parser.add_argument(
-        "--overwrite", action="store_true", help="Replace --output if it exists (the swap is atomic)."
+        "--overwrite", action="store_true", help="Replace --output-dir if it exists (the swap is atomic)."
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     setup_logging()
-    out = export_scorer(args.checkpoint, args.output, args.overwrite)
+    out = export_scorer(args.checkpoint, args.output_dir, args.overwrite)
     print(f"scorer written to {out}")
     return 0

@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter
+from rewardmodels.cli_common import (
+    ArgumentParser,
+    add_progress_argument,
+    add_scorer_arguments,
+    progress_bar,
+    progress_bars,
+    scorer_keywords,
+)
 from rewardmodels.data_builders.schema import scoring_row_errors, validate_rows
 from rewardmodels.errors import InputError
 from rewardmodels.io import read_rows, write_jsonl
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="rewardmodels score", description=__doc__, formatter_class=HelpFormatter)
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="rewardmodels score", description=__doc__)
     parser.add_argument("scorer", help="Scorer directory written by `rewardmodels export`.")
     parser.add_argument(
         "--input",
@@ -36,10 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=16, help="Sequences per forward pass.")
     parser.add_argument("--chunk-size", type=int, default=256, help="Rows scored per progress-bar update.")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
-    parser.add_argument(
-        "--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 on CPU)."
-    )
     parser.add_argument(
         "--normalize", action="store_true", help="Standardise scores with the manifest's reward mean and std."
     )
@@ -49,22 +50,29 @@ def main(argv: list[str] | None = None) -> int:
         help="Calibrated probabilities sigmoid(a * z + b), with the fit `rewardmodels calibrate` stored in the "
         "manifest (as as_reward_func(calibrated=True) gives them). Not with --normalize.",
     )
+    add_progress_argument(parser)
+    add_scorer_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.calibrated and args.normalize:
         parser.error("--calibrated and --normalize exclude each other: a calibrated score is a probability")
-
     # Every row's fields are checked (and an empty file refused) before the scorer loads.
     checks = scoring_row_errors(args.prompt_field, args.response_field)
     rows, _ = validate_rows(
         read_rows(args.input), checks, source=args.input, hint="See --prompt-field/--response-field."
     )
-    from rewardmodels.scorers import MANIFEST_NAME, load_scorer
+    from rewardmodels.scorers import MANIFEST_NAME, ScorerOptions, load_scorer
     from rewardmodels.scorers.capabilities import NormalizesScores, ReportsTruncation
     from rewardmodels.scorers.reward_funcs import RewardOptions, scorer_calibration
 
-    scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype)
+    scorer = load_scorer(args.scorer, options=ScorerOptions.from_keywords(**scorer_keywords(args)))
     if args.normalize and not isinstance(scorer, NormalizesScores):
-        raise SystemExit(f"--normalize: this {scorer.kind} scorer has no reward statistics to normalise with")
+        reason = f"--normalize: this {scorer.kind} scorer has no reward statistics to normalise with"
+        raise InputError(None, None, None, reason)
     calibration = None
     if args.calibrated:
         try:
@@ -74,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         calibration = scorer_calibration(scorer)
     scores: list[float] = []
     truncated = 0 if isinstance(scorer, ReportsTruncation) else None
-    with tqdm(total=len(rows), desc="scoring", unit="row") as bar:
+    with (
+        progress_bars(not args.no_progress),
+        progress_bar(total=len(rows), desc="scoring", unit="row") as bar,
+    ):
         for start in range(0, len(rows), args.chunk_size):
             chunk = rows[start : start + args.chunk_size]
             values = scorer.score(

@@ -16,7 +16,8 @@ with Retry-After; every bad input gets a 4xx naming the field.
 
 from __future__ import annotations
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import ArgumentParser, add_scorer_arguments, scorer_keywords, setup_logging
+from rewardmodels.errors import InputError
 from rewardmodels.scorers.reward_funcs import RewardOptions, parse_clip
 from rewardmodels.serving.auth import TOKEN_ENV, check_bind, read_token
 from rewardmodels.serving.requests import Limits
@@ -32,7 +33,7 @@ def score_request(scorer, payload: dict, batch_size: int = 16) -> dict:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="rewardmodels serve", description=__doc__, formatter_class=HelpFormatter)
+    parser = ArgumentParser(prog="rewardmodels serve", description=__doc__)
     parser.add_argument("scorer", help="Scorer directory written by `rewardmodels export`.")
     net = parser.add_argument_group("network and access")
     net.add_argument(
@@ -51,10 +52,7 @@ def build_parser() -> ArgumentParser:
     net.add_argument(
         "--max-connections", type=int, default=1024, help="Open connections beyond which uvicorn answers 503."
     )
-    model = parser.add_argument_group("model")
-    model.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available).")
-    model.add_argument("--dtype", default=None, help="float32, bfloat16 or float16 (default: as saved).")
-    model.add_argument("--max-length", type=int, default=None, help="Override the manifest's max_length.")
+    add_scorer_arguments(parser)
     batching = parser.add_argument_group("batching and limits")
     batching.add_argument(
         "--max-batch-size", "--batch-size", type=int, default=16, help="Sequences per forward pass."
@@ -157,26 +155,27 @@ def settings_from(args, token: str | None) -> ServerSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     setup_logging()
     try:
         token = read_token(args.token_env, args.token_file)
         check_bind(args.host, token, args.insecure_no_auth)
         settings = settings_from(args, token)
         settings.check()
-    except (ValueError, OSError) as e:
-        parser.error(str(e))
+    except InputError:
+        raise
+    except (ValueError, OSError) as e:  # an unreadable token file, a bind that needs a token, a bad limit
+        raise InputError(None, None, None, str(e)) from None
     import uvicorn
 
-    from rewardmodels.scorers import load_scorer
+    from rewardmodels.scorers import ScorerOptions, load_scorer
     from rewardmodels.serving.app import create_app
 
-    scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype, max_length=args.max_length)
+    scorer = load_scorer(args.scorer, options=ScorerOptions.from_keywords(**scorer_keywords(args)))
     try:
         service = ScoringService(scorer, settings)
     except ValueError as e:  # an option the scorer cannot honour (--normalize without statistics, ...)
-        parser.error(str(e))
+        raise InputError(None, None, None, str(e)) from None
     auth = "bearer token required" if token else "no authentication"
     print(f"serving {args.scorer} ({scorer.kind}) on http://{args.host}:{args.port} ({auth})", flush=True)
     uvicorn.run(

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from rewardmodels.cli_common import scorer_options
+from rewardmodels.errors import InputError
 from rewardmodels.eval import processbench as pb
 from rewardmodels.eval.processbench_metrics import threshold_from_other_subsets, threshold_provenance
 from tests.test_implicit_prm import write_scorer_dir
@@ -200,7 +201,7 @@ def test_a_threshold_tuned_out_of_sample_is_stored_in_the_manifest_and_used_late
                 str(tmp_path / "r"),
             ]
         )
-    with pytest.raises(SystemExit):  # storing needs a tuned threshold
+    with pytest.raises(InputError, match="--store-threshold needs --scorer and --tune-threshold-on"):
         main([*common, "--dataset", b, "--store-threshold", "--output-dir", str(tmp_path / "s")])
 
 

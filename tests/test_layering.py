@@ -9,7 +9,7 @@ with its reason), so a new module is placed, and the rules cover it, from its fi
 Where export sits: `rewardmodels.export` turns a training output into a scorer directory, so it stands
 between the methods and the scorers. It may read the trainers' shared contract (`training.trainer_base`,
 `training.run`: the training-manifest name and the checkpoint layout every method writes) and the scorers' manifest, but no
-method package (export is generic over methods, design note 5) and nothing from eval.
+method package (export is generic over methods: docs/design.md, "Export and the manifests") and nothing from eval.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import torch
 import rewardmodels
 from rewardmodels.collators import PaddedStepCollator
 from rewardmodels.data_builders import synthetic
+from rewardmodels.errors import InputError
 from rewardmodels.export import export_scorer
 from rewardmodels.modeling import rewards_at
 from rewardmodels.prm import train as prm_train
@@ -312,7 +313,7 @@ def test_exported_prm_records_its_head_and_says_what_it_can_do(exported, tmp_pat
     assert scorer.aggregation == "last" and scorer.max_length == 64
     src = tmp_path / "rows.jsonl"
     src.write_text(json.dumps({"prompt": "Compute 2 + 3.", "response": "2 + 3 = 5"}) + "\n")
-    with pytest.raises(SystemExit, match="--normalize: this prm scorer has no reward statistics"):
+    with pytest.raises(InputError, match="--normalize: this prm scorer has no reward statistics"):
         score_main(
             [str(scorer_dir), "--input", str(src), "--output", str(tmp_path / "o.jsonl"), "--normalize"]
         )

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from rewardmodels.errors import InputError
 from rewardmodels.eval import processbench as pb
 
 
@@ -244,7 +245,7 @@ def test_saved_scores_can_be_reused_to_tune_the_threshold(tmp_path):
     # t in (0.6, 0.7] gets both right; the candidate there is the midpoint 0.65
     assert tuned["threshold"] == pytest.approx(0.65) and tuned["subsets"]["gsm8k"]["f1"] == 1.0
     assert tuned["scores_reused_from"].endswith("predictions.jsonl") and "in-sample" in tuned["note"]
-    with pytest.raises(SystemExit):
+    with pytest.raises(InputError, match="give exactly one of --scorer and --reuse-scores"):
         pb.main(["--dataset", str(path)])  # neither --scorer nor --reuse-scores
 
 

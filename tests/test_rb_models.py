@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rewardmodels.errors import InputError
 from rewardmodels.eval import rewardbench as rb
 from rewardmodels.io import write_json
 
@@ -321,7 +322,7 @@ def test_resume_with_a_real_model_gives_byte_identical_files(tiny_scorer_dir, fi
 
 
 def test_model_without_a_single_reward_output_is_refused(tiny_llama, fixture_file, tmp_path):
-    with pytest.raises(SystemExit, match="2-way classification head"):
+    with pytest.raises(InputError, match="2-way classification head"):
         rb.main(
             [
                 "--model",

@@ -1,11 +1,12 @@
-"""A bad scorer directory is bad input like any other: `score`, `eval rewardbench` and `serve` print one
-line naming the directory and the problem and exit with code 2, with no traceback.
+"""A bad scorer directory is bad input like any other: every command that loads one (`score`, `serve`,
+`eval rewardbench`, `eval processbench`, `eval best-of-n`, `eval robustness`) prints one line naming the
+directory and the problem and exits with code 2, with no traceback.
 
-Two directories a user can hand these commands by mistake: one whose manifest names a kind no scorer has,
-and one with a complete checkpoint (config, tokenizer, manifest) whose weights are pickled only
-(`pytorch_model.bin`), which is refused because unpickling can run arbitrary code. Both are refused by the
-shared scorer-loading path as `InputError`, which the command table reports; the tests run each command
-through that table (in process, and once as a real process).
+Four mistakes a user can make: a directory with no manifest; a manifest naming a kind no scorer has; a
+complete checkpoint (config, tokenizer, manifest) whose weights are pickled only (`pytorch_model.bin`),
+which is refused because unpickling can run arbitrary code; and a `--scorer-option` the kind does not take.
+All are refused by the shared scorer-loading path as `InputError`, which the command table reports; the
+tests run each command through that table (in process, and once as a real process).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from rewardmodels.errors import InputError
 REPO = Path(__file__).resolve().parent.parent
 KNOWN_KINDS = "bt, dpo, generative, implicit_prm, prm"
 PICKLE_HINT = "Loading pickled weights can run arbitrary code; convert the checkpoint to safetensors first."
+NO_MANIFEST_HINT = "Create one with `rewardmodels export`, or evaluate a plain HF reward model with --model."
+CASES = ["no manifest", "unknown kind", "pickled weights", "unknown option"]
+COMMANDS = ["score", "eval rewardbench", "serve", "eval processbench", "eval best-of-n", "eval robustness"]
 
 
 def unknown_kind_dir(tmp_path: Path) -> Path:
@@ -49,9 +53,31 @@ def pickled_dir(tmp_path: Path, model: Path) -> Path:
     return scorer
 
 
-def expected_reason(case: str, scorer: Path) -> str:
+def scorer_dir(case: str, tmp_path: Path, model: Path) -> Path:
+    if case == "no manifest":
+        (tmp_path / "empty").mkdir()
+        return tmp_path / "empty"
     if case == "unknown kind":
-        return f"{scorer / 'reward_model.json'}, field 'kind': unknown scorer kind 'oracle'; known kinds: {KNOWN_KINDS}"
+        return unknown_kind_dir(tmp_path)
+    if case == "pickled weights":
+        return pickled_dir(tmp_path, model)
+    scorer = tmp_path / "bt"  # a BT manifest; the option is refused before the (absent) weights are read
+    scorer.mkdir()
+    (scorer / "reward_model.json").write_text(json.dumps({"kind": "bt", "max_length": 64}))
+    return scorer
+
+
+def expected_reason(case: str, scorer: Path) -> str:
+    manifest = scorer / "reward_model.json"
+    if case == "no manifest":
+        return f"{scorer}: not a scorer directory (no reward_model.json). {NO_MANIFEST_HINT}"
+    if case == "unknown kind":
+        return f"{manifest}, field 'kind': unknown scorer kind 'oracle'; known kinds: {KNOWN_KINDS}"
+    if case == "unknown option":
+        return (
+            f"{manifest}: unknown bt scorer option(s) 'aggregation'; the bt kind takes no other besides "
+            "device, dtype, max_length and attn_implementation"
+        )
     return f"{scorer}: no .safetensors weights, only pickled ones (pytorch_model.bin). {PICKLE_HINT}"
 
 
@@ -61,24 +87,33 @@ def command_args(command: str, scorer: Path, tmp_path: Path) -> list[str]:
         rows = tmp_path / "rows.jsonl"
         rows.write_text(json.dumps({"prompt": "p", "response": "r"}) + "\n")
         return ["score", str(scorer), "--input", str(rows), "--output", str(tmp_path / "scores.jsonl")]
-    if command == "eval rewardbench":
+    out = ["--output-dir", str(tmp_path / "results")]
+    if command in ("eval rewardbench", "eval robustness"):
         pairs = tmp_path / "pairs.jsonl"
         row = {"prompt": "p", "chosen": "a", "rejected": "b", "subset": "alpacaeval-easy", "id": 1}
         pairs.write_text(json.dumps(row) + "\n")
-        out = str(tmp_path / "rb")
-        return ["eval", "rewardbench", "--scorer", str(scorer), "--dataset", str(pairs), "--output-dir", out]
+        return [*command.split(), "--scorer", str(scorer), "--dataset", str(pairs), *out]
+    if command == "eval processbench":
+        rows = tmp_path / "gsm8k.jsonl"
+        rows.write_text(json.dumps({"id": "g-0", "problem": "p", "steps": ["a", "b"], "label": -1}) + "\n")
+        return ["eval", "processbench", "--scorer", str(scorer), "--dataset", str(rows), *out]
+    if command == "eval best-of-n":
+        rows = tmp_path / "candidates.jsonl"
+        rows.write_text(json.dumps({"problem": "p", "answer": "1", "candidates": ["\\boxed{1}"]}) + "\n")
+        return ["eval", "best-of-n", "--scorer", str(scorer), "--candidates", str(rows), *out]
     return ["serve", str(scorer)]  # loopback without a token: the settings are valid, the scorer is not
 
 
-@pytest.mark.parametrize("case", ["unknown kind", "pickled weights"])
-@pytest.mark.parametrize("command", ["score", "eval rewardbench", "serve"])
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_a_bad_scorer_directory_is_one_line_and_exit_2(command, case, tiny_llama, tmp_path, capsys):
-    scorer = unknown_kind_dir(tmp_path) if case == "unknown kind" else pickled_dir(tmp_path, tiny_llama)
-    code = cli_main(command_args(command, scorer, tmp_path))
+    scorer = scorer_dir(case, tmp_path, tiny_llama)
+    option = ["--scorer-option", "aggregation=min"] if case == "unknown option" else []
+    code = cli_main([*command_args(command, scorer, tmp_path), *option])
     err = capsys.readouterr().err
     assert code == INPUT_ERROR_EXIT == 2
     assert err == f"rewardmodels {command}: error: {expected_reason(case, scorer)}\n"
-    assert not (tmp_path / "scores.jsonl").exists() and not (tmp_path / "rb").exists()
+    assert not (tmp_path / "scores.jsonl").exists() and not (tmp_path / "results").exists()
 
 
 def test_a_real_process_prints_no_traceback(tiny_llama, tmp_path):

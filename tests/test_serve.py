@@ -13,6 +13,8 @@ import urllib.request
 import pytest
 
 import rewardmodels
+from rewardmodels.cli import main as cli_main
+from rewardmodels.errors import InputError
 from rewardmodels.serve import clip_flag
 from rewardmodels.serve import main as serve_main
 from rewardmodels.serving import Limits, ScoringService, ServerSettings
@@ -89,10 +91,13 @@ def test_clip_flag():
 
 def test_serving_off_loopback_without_token_is_refused_before_any_model_loads(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("RM_SERVE_TOKEN", raising=False)
-    with pytest.raises(SystemExit) as info:
-        serve_main([str(tmp_path / "no-such-scorer"), "--host", "0.0.0.0"])
-    assert info.value.code == 2
-    assert "reachable from other machines" in capsys.readouterr().err
+    argv = [str(tmp_path / "no-such-scorer"), "--host", "0.0.0.0"]
+    with pytest.raises(InputError, match="reachable from other machines"):
+        serve_main(argv)
+    # through the command table: one line, exit code 2 (the missing scorer directory is never reached)
+    assert cli_main(["serve", *argv]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("rewardmodels serve: error: ") and "reachable from other machines" in line
 
 
 # -- endpoints ----------------------------------------------------------------------------------------------

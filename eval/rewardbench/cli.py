@@ -29,7 +29,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import (
+    ArgumentParser,
+    add_output_dir_argument,
+    add_progress_argument,
+    add_scorer_arguments,
+    run_command,
+    scorer_keywords,
+    setup_logging,
+    usage_error,
+)
+from rewardmodels.errors import InputError
 from rewardmodels.eval.rewardbench.data import (
     V1_DATASET,
     V2_DATASET,
@@ -63,11 +73,14 @@ def build_scorer(args) -> tuple[Any, dict]:
         desc = {"mode": "baseline", "baseline": "length"}
         name = "baseline-length"
     elif args.scorer:
-        from rewardmodels.scorers import load_scorer, read_manifest
+        from rewardmodels.scorers import ScorerOptions, load_scorer, read_manifest
 
-        scorer = load_scorer(args.scorer, device=args.device, dtype=args.dtype, max_length=args.max_length)
+        options = ScorerOptions.from_keywords(**scorer_keywords(args))
+        scorer = load_scorer(args.scorer, options=options)
         kind = read_manifest(args.scorer).get("kind")
         desc = {"mode": "scorer_dir", "path": str(Path(args.scorer).resolve()), "kind": kind}
+        if options.extra:  # another aggregation is another scoring: its results are not resumed
+            desc["scorer_options"] = dict(options.extra)
         name = str(args.scorer)
     elif args.ref_model or args.ref_free:
         from rewardmodels.scorers.dpo import DPOScorer
@@ -82,6 +95,7 @@ def build_scorer(args) -> tuple[Any, dict]:
             max_length=args.max_length or 4096,
             use_chat_template=template,
             trust_remote_code=args.trust_remote_code,
+            attn_implementation=args.attn_implementation,
         )
         desc = {
             "mode": "dpo",
@@ -104,13 +118,17 @@ def build_scorer(args) -> tuple[Any, dict]:
             max_length=args.max_length or 4096,
             use_chat_template=template,
             trust_remote_code=args.trust_remote_code,
+            attn_implementation=args.attn_implementation,
         )
         labels = scorer.model.config.num_labels
         if labels != 1:
-            raise SystemExit(
+            raise InputError(
+                None,
+                None,
+                None,
                 f"{args.model} has a {labels}-way classification head, not a single reward output. A plain "
                 "causal LM gets a fresh random head here: train and export a scorer first, or score it as a "
-                "DPO policy with --ref-model / --ref-free"
+                "DPO policy with --ref-model / --ref-free",
             )
         desc = {"mode": "hf_model", "model": args.model}
         name = args.model
@@ -119,7 +137,7 @@ def build_scorer(args) -> tuple[Any, dict]:
         kind=scorer.kind,
         max_length=settings["max_length"],
         use_chat_template=settings["use_chat_template"],
-        dtype=args.dtype,
+        dtype=args.dtype or "auto",  # None and "auto" load alike, and share results
     )
     return scorer, {"name": name, **desc}
 
@@ -138,7 +156,7 @@ def input_settings(scorer) -> dict:
 def resolve_baseline(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Check the scorer-choosing flags together, and turn `--baseline logprob` into the reference-free DPO
     flags it stands for (`--model M --ref-free avg`, M defaulting to smollm2-135m), so it runs the one
-    log-prob path there is. Exits with a usage error on a combination that means two scorers."""
+    log-prob path there is. A combination that means two scorers is a usage error (`parser.error`)."""
     if args.baseline is None:
         if not (args.scorer or args.model):
             parser.error("one of --scorer, --model or --baseline is required")
@@ -156,11 +174,7 @@ def resolve_baseline(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(
-        prog="rewardmodels eval rewardbench",
-        description=__doc__,
-        formatter_class=HelpFormatter,
-    )
+    p = ArgumentParser(prog="rewardmodels eval rewardbench", description=__doc__)
     # Not required as a group: --baseline stands in for both, and the logprob baseline takes --model
     # (resolve_baseline checks the combinations).
     who = p.add_mutually_exclusive_group()
@@ -206,25 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Sequences per forward (default: one example at a time on CPU, where that is fastest; 16 on GPU, "
         "8 for DPO).",
     )
-    p.add_argument(
-        "--max-length",
-        type=int,
-        default=None,
-        help="Token limit per sequence; longer ones keep their end and are counted as truncated "
-        "(default: the scorer's own, 4096 for --model).",
+    add_output_dir_argument(
+        p,
+        "Where results go (default: results/rewardbench/<model>, results/rewardbench/baseline-<name> for "
+        "--baseline).",
     )
-    p.add_argument(
-        "--output-dir",
-        help="Where results go (default: results/rewardbench/<model>, results/rewardbench/baseline-<name> "
-        "for --baseline).",
-    )
-    p.add_argument(
-        "--dtype",
-        default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="Weights dtype (auto: bfloat16 on CUDA, float32 on CPU).",
-    )
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available).")
     p.add_argument(
         "--chat-template",
         choices=["auto", "always", "never"],
@@ -238,7 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="Discard earlier per-example results in --output-dir."
     )
     p.add_argument("--trust-remote-code", action="store_true", help="Allow model code from the Hub to run.")
-    p.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+    add_progress_argument(p)
+    add_scorer_arguments(
+        p,
+        "Token limit per sequence; longer ones keep their end and are counted as truncated (default: the "
+        "scorer's own, 4096 for --model). --device, --dtype, --max-length and --attn-implementation apply to "
+        "--model as well; --scorer-option to --scorer only.",
+    )
     return p
 
 
@@ -248,9 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     resolve_baseline(parser, args)
     setup_logging()
     if (args.ref_model or args.ref_free) and not args.model:
-        raise SystemExit("--ref-model and --ref-free need --model (the DPO policy)")
+        raise usage_error("--ref-model and --ref-free need --model (the DPO policy)")
     if args.ref_model and args.ref_free:
-        raise SystemExit("--ref-free is for DPO without a reference; drop it or --ref-model")
+        raise usage_error("--ref-free is for DPO without a reference; drop it or --ref-model")
+    if args.scorer_option and not args.scorer:
+        raise usage_error("--scorer-option sets options of a scorer directory's kind; it needs --scorer")
 
     # Data first: every malformed row is reported before a model is loaded.
     column_map = parse_column_map(args.column_map)
@@ -306,4 +314,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command("eval rewardbench", main, None))

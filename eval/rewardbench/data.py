@@ -20,7 +20,7 @@ from rewardmodels.data_builders.schema import (
     row_location,
     text_of,
 )
-from rewardmodels.errors import Location
+from rewardmodels.errors import InputError, Location
 from rewardmodels.eval.rewardbench.official import parse_ties_id
 from rewardmodels.io import read_rows, rename_columns
 
@@ -59,13 +59,15 @@ def parse_column_map(text: str | None) -> dict[str, str] | None:
     try:
         mapping = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(
-            f'--column-map must be a JSON object, e.g. \'{{"question": "prompt"}}\': {e}'
+        raise InputError(
+            None, None, None, f'--column-map must be a JSON object, e.g. \'{{"question": "prompt"}}\': {e}'
         ) from None
     if not isinstance(mapping, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
     ):
-        raise ValueError("--column-map must be a JSON object of source -> canonical column names")
+        raise InputError(
+            None, None, None, "--column-map must be a JSON object of source -> canonical column names"
+        )
     return mapping
 
 
@@ -104,7 +106,7 @@ def load_rows(dataset: str, split: str | None = None) -> list[dict]:
         ds = load_from_disk(str(path))
         if isinstance(ds, DatasetDict):
             if split is None and len(ds) != 1:
-                raise ValueError(f"{dataset} holds splits {list(ds)}; choose one with --split")
+                raise InputError(dataset, None, None, f"holds splits {list(ds)}; choose one with --split")
             ds = ds[split or next(iter(ds))]
         return ds.to_list()
     from datasets import load_dataset
@@ -261,8 +263,11 @@ def prepare_examples(
         available = sorted({e.subset for e in keep})
         unknown = [s for s in subsets if s not in available]
         if unknown:
-            raise ValueError(
-                f"--subsets: {', '.join(unknown)} not in the data; it has: {', '.join(available)}"
+            raise InputError(
+                None,
+                None,
+                None,
+                f"--subsets: {', '.join(unknown)} not in the data; it has: {', '.join(available)}",
             )
         wanted = set(subsets)
         keep = [e for e in keep if e.subset in wanted]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 
+from rewardmodels.cli_common import add_progress_argument
 from rewardmodels.sampling.core import CACHE_SCHEMA_VERSION, SampleCache, Sampler, SamplingParams
 
 logger = logging.getLogger("rewardmodels")
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser, max_new_tokens_help: str) -> None:
-    """The generator (local or an OpenAI-compatible endpoint), sampling, cache, device and thread flags."""
+    """The generator (local or an OpenAI-compatible endpoint), sampling, cache, device and thread flags, and
+    --no-progress (a command that samples shows progress bars)."""
     parser.add_argument(
         "--generator", default="smollm2-135m", help="Local causal LM: Hub id, local dir, .gguf or alias."
     )
@@ -45,6 +47,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, max_new_tokens_help:
         help="torch CPU threads for generation. Token-by-token sampling gains little from several threads, "
         "and on a CPU shared with other jobs 1 thread can be many times faster (see docs/prm.md).",
     )
+    add_progress_argument(parser)
     remote = parser.add_argument_group(
         "OpenAI-compatible endpoint", "Sample on a vLLM / SGLang / OpenAI-style server instead of locally."
     )

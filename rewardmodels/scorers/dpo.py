@@ -40,6 +40,7 @@ from rewardmodels.scorers.base import (
     load_for_scoring,
     response_values,
 )
+from rewardmodels.scorers.options import DEFAULT_OPTIONS, ScorerOptions
 from rewardmodels.scorers.reward_funcs import reward_function
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ __all__ = ["DPOScorer", "EncodedResponse", "REF_FREE_MODES"]
 class DPOScorer:
     kind = "dpo"
     score_scale = "logit"  # beta * log-ratio (scorers.calibration)
+    extra_options: tuple[str, ...] = ()  # ScorerOptions.extra names it takes: none (beta is the manifest's)
     # Sequences per forward off CPU when the caller names none: each forward runs two models.
     preferred_batch_size = 8
 
@@ -130,25 +132,16 @@ class DPOScorer:
         )
 
     @classmethod
-    def from_directory(
-        cls,
-        path,
-        manifest: dict,
-        *,
-        device=None,
-        dtype=None,
-        max_length: int | None = None,
-        attn_implementation: str | None = None,
-    ) -> DPOScorer:
+    def from_directory(cls, path, manifest: dict, options: ScorerOptions = DEFAULT_OPTIONS) -> DPOScorer:
         """A DPO scorer directory: the policy's weights and tokenizer, and a manifest with kind "dpo" and
         optionally beta (1.0), ref_free, max_length (4096), use_chat_template, and `reference`: the reference
         model as a path inside the directory, an absolute path or a Hub id (absent or null: reference-free,
-        which needs ref_free). `max_length` overrides the manifest's."""
+        which needs ref_free). `options.max_length` overrides the manifest's."""
         reference = manifest.get("reference")
         if reference is not None and (Path(path) / reference).exists():
             reference = str(Path(path) / reference)
         policy_model, ref_model, tokenizer, dev = _load_models(
-            str(path), reference, device, dtype, False, attn_implementation
+            str(path), reference, options.device, options.dtype, False, options.attn_implementation
         )
         scorer = cls(
             policy_model,
@@ -157,7 +150,7 @@ class DPOScorer:
             dev,
             beta=manifest.get("beta", 1.0),
             ref_free=manifest.get("ref_free"),
-            max_length=max_length or manifest.get("max_length") or 4096,
+            max_length=options.max_length or manifest.get("max_length") or 4096,
             use_chat_template=manifest.get("use_chat_template"),
             name=manifest.get("base_model") or str(path),
             reference_name=manifest.get("reference"),

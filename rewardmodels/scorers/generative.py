@@ -42,6 +42,7 @@ from pathlib import Path
 
 from rewardmodels.sampling import SampleCache, Sampler, SamplingParams, render_prompt, top_logprobs
 from rewardmodels.scorers.next_token import distinguishing_tokens, next_token_logprobs
+from rewardmodels.scorers.options import DEFAULT_OPTIONS, ScorerOptions
 from rewardmodels.scorers.verifier_chains import (
     Chain,
     ChainCounts,
@@ -57,6 +58,9 @@ from rewardmodels.verification import vote_critic_index as vote
 DECISION_CHOICES = ("both", "trained", "lowercase")
 PROMPTS = ("verification", "processbench_critic")
 SCALING_OPTIONS = ("parallel", "rounds", "max_new_tokens", "temperature", "top_p", "seed")
+# The scorer's own settings, which the manifest's `verifier` block may also give.
+VERIFIER_OPTIONS = (*SCALING_OPTIONS, "decision_choices", "step_probabilities", "response_step_split",
+                    "top_k_logprobs", "sample_cache", "prompt", "model")  # fmt: skip
 
 
 def answer_variants(fmt: VerificationFormat, choices: str) -> tuple[list[str], list[str]]:
@@ -87,6 +91,8 @@ def problem_text(prompt) -> str:
 class GenerativeScorer:
     kind = "generative"
     score_scale = step_score_scale = "probability"  # P(yes), verdict shares (scorers.calibration)
+    # ScorerOptions.extra names it takes: the backend's, then the verifier's (from_directory)
+    extra_options = ("endpoint", "endpoint_model", "api_key_env", "generation_batch_size", *VERIFIER_OPTIONS)
 
     def __init__(
         self,
@@ -142,34 +148,21 @@ class GenerativeScorer:
 
     @classmethod
     def from_directory(
-        cls,
-        path,
-        manifest: dict,
-        *,
-        device=None,
-        dtype=None,
-        max_length: int | None = None,
-        attn_implementation: str | None = None,
-        endpoint: str | None = None,
-        endpoint_model: str | None = None,
-        api_key_env: str | None = None,
-        generation_batch_size: int = 16,
-        **options,
+        cls, path, manifest: dict, options: ScorerOptions = DEFAULT_OPTIONS
     ) -> GenerativeScorer:
-        """An exported verifier directory. Options: the scaling settings (parallel, rounds, max_new_tokens,
+        """An exported verifier directory. Extras: the scaling settings (parallel, rounds, max_new_tokens,
         temperature, top_p, seed), decision_choices, step_probabilities, response_step_split,
         top_k_logprobs, sample_cache (a SQLite file; in memory by default), prompt and model (module
-        docstring); defaults come from the manifest's `verifier` block (`model` from the manifest's top
-        level). `endpoint` (+ `endpoint_model`) generates on an OpenAI-compatible server instead of loading
-        the model."""
+        docstring), whose defaults come from the manifest's `verifier` block (`model` from the manifest's
+        top level); `endpoint` (+ `endpoint_model`, `api_key_env`) generates on an OpenAI-compatible server
+        instead of loading the model, and `generation_batch_size` (16) batches local generation."""
         from rewardmodels.sampling import generator_fingerprint
 
-        known = (*SCALING_OPTIONS, "decision_choices", "step_probabilities", "response_step_split",
-                 "top_k_logprobs", "sample_cache", "prompt", "model")  # fmt: skip
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ValueError(f"unknown generative scorer option(s) {unknown}; known: {', '.join(known)}")
-        defaults = {**manifest.get("verifier", {}), **{k: v for k, v in options.items() if v is not None}}
+        extra = {k: v for k, v in options.extra.items() if v is not None}
+        defaults = {
+            **manifest.get("verifier", {}),
+            **{k: v for k, v in extra.items() if k in VERIFIER_OPTIONS},
+        }
         settings = ScalingSettings(**{k: defaults[k] for k in SCALING_OPTIONS if k in defaults})
         source = str(defaults.pop("model", None) or manifest.get("model") or path)
         if "verification_format" not in manifest and defaults.get("prompt") != "processbench_critic":
@@ -178,27 +171,27 @@ class GenerativeScorer:
         fmt = (
             VerificationFormat.from_dict(stored, f"{path}: verification_format") if stored else load_format()
         )
-        if endpoint:
+        if extra.get("endpoint"):
             from rewardmodels.modeling import load_tokenizer
             from rewardmodels.sampling import EndpointGenerator, api_key_from_env
 
-            if not endpoint_model:
+            if not extra.get("endpoint_model"):
                 raise ValueError(
                     "endpoint needs endpoint_model: the name the server serves the verifier under"
                 )
             tokenizer = load_tokenizer(source, distinct_pad=False)
-            generator = EndpointGenerator(endpoint, endpoint_model, api_key=api_key_from_env(api_key_env))
+            api_key = api_key_from_env(extra.get("api_key_env"))
+            generator = EndpointGenerator(extra["endpoint"], extra["endpoint_model"], api_key=api_key)
             dev = "remote"
         else:
             from rewardmodels.sampling import HFGenerator
             from rewardmodels.scorers.base import load_for_scoring
 
-            model, tokenizer, dev = load_for_scoring(
-                source, "causal_lm", device=device, dtype=dtype, attn_implementation=attn_implementation
-            )
+            model, tokenizer, dev = load_for_scoring(source, "causal_lm", **options.model_keywords())
             fingerprint = generator_fingerprint(source, source)
-            generator = HFGenerator(model, tokenizer, fingerprint, batch_size=generation_batch_size)
-        rest = {k: defaults[k] for k in known if k in defaults and k not in SCALING_OPTIONS}
+            batch_size = extra.get("generation_batch_size", 16)
+            generator = HFGenerator(model, tokenizer, fingerprint, batch_size=batch_size)
+        rest = {k: defaults[k] for k in VERIFIER_OPTIONS if k in defaults and k not in SCALING_OPTIONS}
         return cls(
             generator,
             tokenizer,
@@ -206,7 +199,7 @@ class GenerativeScorer:
             settings,
             manifest,
             device=dev,
-            max_length=max_length or manifest.get("max_length", 4096),
+            max_length=options.max_length or manifest.get("max_length", 4096),
             **rest,
         )
 

@@ -58,12 +58,15 @@ from rewardmodels.scorers.base import (
     load_for_scoring,
     response_values,
 )
+from rewardmodels.scorers.options import DEFAULT_OPTIONS, ScorerOptions
 from rewardmodels.steps import REWARD_AGGREGATIONS, aggregate_steps, check_aggregation, split_points
 
 
 class ImplicitPRMScorer:
     kind = "implicit_prm"
     score_scale = "logit"  # every REWARD_AGGREGATIONS value is a reward or a q (scorers.calibration)
+    # ScorerOptions.extra names it takes (from_directory says what each does)
+    extra_options: tuple[str, ...] = ("aggregation", "step_scores", "reference", "ref_free", "beta")
     preferred_batch_size = 8  # sequences per forward off CPU when the caller names none: two models run
 
     def __init__(
@@ -102,35 +105,26 @@ class ImplicitPRMScorer:
 
     @classmethod
     def from_directory(
-        cls,
-        path,
-        manifest: dict,
-        *,
-        device=None,
-        dtype=None,
-        max_length: int | None = None,
-        attn_implementation: str | None = None,
-        aggregation: str | None = None,
-        step_scores: str | None = None,
-        reference: str | None = None,
-        ref_free: bool | None = None,
-        beta: float | None = None,
+        cls, path, manifest: dict, options: ScorerOptions = DEFAULT_OPTIONS
     ) -> ImplicitPRMScorer:
         """An exported implicit PRM: the policy's AutoModelForCausalLM files, and the reference the manifest
-        names (or `reference`, overriding it), checked against the manifest's fingerprint. `max_length`,
-        `aggregation`, `step_scores` and `beta` (the inference coefficient) override the manifest's;
-        `ref_free=True` scores without the reference (beta * sum_t log pi_theta(y_t|y_<t), paper section
-        5.5.2) whatever the manifest says."""
-        free = manifest.get("ref_free") if ref_free is None else ref_free
-        ref_dir = None if free else check_reference(Path(path), manifest, reference)
-        options = {"device": device, "dtype": dtype, "attn_implementation": attn_implementation}
-        policy, tokenizer, dev = load_for_scoring(path, "causal_lm", **options)
+        names (or the extra `reference`, overriding it), checked against the manifest's fingerprint.
+        `options.max_length` and the extras `aggregation`, `step_scores` and `beta` (the inference
+        coefficient) override the manifest's; the extra `ref_free=True` scores without the reference
+        (beta * sum_t log pi_theta(y_t|y_<t), paper section 5.5.2) whatever the manifest says."""
+        extra = options.extra
+        free = manifest.get("ref_free") if extra.get("ref_free") is None else extra["ref_free"]
+        ref_dir = None if free else check_reference(Path(path), manifest, extra.get("reference"))
+        model_keywords = options.model_keywords()
+        policy, tokenizer, dev = load_for_scoring(path, "causal_lm", **model_keywords)
         ref_model = None
         if ref_dir is not None:
             if Path(ref_dir).resolve() == Path(path).resolve():
                 ref_model = policy
             else:
-                ref_model, _, _ = load_for_scoring(ref_dir, "causal_lm", **options, tokenizer=tokenizer)
+                ref_model, _, _ = load_for_scoring(
+                    ref_dir, "causal_lm", **model_keywords, tokenizer=tokenizer
+                )
             if ref_model.get_input_embeddings().weight.shape != policy.get_input_embeddings().weight.shape:
                 raise InputError(
                     Path(path) / MANIFEST_NAME,
@@ -143,11 +137,11 @@ class ImplicitPRMScorer:
             ref_model,
             tokenizer,
             dev,
-            beta=manifest.get("beta", 0.05) if beta is None else float(beta),
-            aggregation=aggregation or manifest.get("aggregation", DEFAULT_AGGREGATION),
-            step_scores=step_scores or manifest.get("step_scores", DEFAULT_STEP_SCORES),
+            beta=manifest.get("beta", 0.05) if extra.get("beta") is None else float(extra["beta"]),
+            aggregation=extra.get("aggregation") or manifest.get("aggregation", DEFAULT_AGGREGATION),
+            step_scores=extra.get("step_scores") or manifest.get("step_scores", DEFAULT_STEP_SCORES),
             step_separator=manifest.get("step_separator", "\n\n"),
-            max_length=max_length or manifest.get("max_length") or 4096,
+            max_length=options.max_length or manifest.get("max_length") or 4096,
             use_chat_template=manifest.get("use_chat_template"),
             manifest=manifest,
         )

@@ -17,6 +17,7 @@ import torch
 from rewardmodels.collators import PaddedStepCollator
 from rewardmodels.modeling import rewards_at
 from rewardmodels.scorers.base import length_sorted_batches, load_for_scoring
+from rewardmodels.scorers.options import DEFAULT_OPTIONS, ScorerOptions
 from rewardmodels.scorers.reward_funcs import reward_function
 from rewardmodels.steps import (
     PROBABILITY_AGGREGATIONS,
@@ -31,6 +32,7 @@ from rewardmodels.tokenization import separator_ids, step_prompt_ids, tokenize_s
 class PRMScorer:
     kind = "prm"
     score_scale = step_score_scale = "probability"  # P(step correct), and its aggregate (scorers.calibration)
+    extra_options: tuple[str, ...] = ("aggregation",)  # ScorerOptions.extra names it takes
 
     def __init__(
         self,
@@ -62,22 +64,12 @@ class PRMScorer:
         self.unscored_steps = 0  # steps beyond max_length, returned as NaN
 
     @classmethod
-    def from_directory(
-        cls,
-        path,
-        manifest: dict,
-        *,
-        device=None,
-        dtype=None,
-        max_length: int | None = None,
-        attn_implementation: str | None = None,
-        aggregation: str | None = None,
-    ) -> PRMScorer:
-        """An exported PRM directory; `max_length` and `aggregation` override the manifest's."""
-        model, tokenizer, dev = load_for_scoring(
-            path, "token_cls", device=device, dtype=dtype, attn_implementation=attn_implementation
-        )
-        return cls(model, tokenizer, manifest, dev, aggregation=aggregation, max_length=max_length)
+    def from_directory(cls, path, manifest: dict, options: ScorerOptions = DEFAULT_OPTIONS) -> PRMScorer:
+        """An exported PRM directory; `options.max_length` and the extra `aggregation` override the
+        manifest's."""
+        model, tokenizer, dev = load_for_scoring(path, "token_cls", **options.model_keywords())
+        aggregation = options.extra.get("aggregation")
+        return cls(model, tokenizer, manifest, dev, aggregation=aggregation, max_length=options.max_length)
 
     @torch.inference_mode()
     def score_steps(

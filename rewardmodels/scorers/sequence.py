@@ -17,6 +17,7 @@ from rewardmodels.scorers.base import (
     load_for_scoring,
     split_into_groups,
 )
+from rewardmodels.scorers.options import DEFAULT_OPTIONS, ScorerOptions
 from rewardmodels.scorers.reward_funcs import reward_function
 from rewardmodels.tokenization import render_ids, truncate_sequence
 
@@ -24,6 +25,7 @@ from rewardmodels.tokenization import render_ids, truncate_sequence
 class SequenceScorer:
     kind = "bt"
     score_scale = "logit"  # the head's reward (scorers.calibration)
+    extra_options: tuple[str, ...] = ()  # ScorerOptions.extra names it takes: none
 
     def __init__(self, model, tokenizer, manifest: dict, device: torch.device):
         self.model = model.eval()
@@ -37,22 +39,11 @@ class SequenceScorer:
         self.last_truncated: list[bool] = []
 
     @classmethod
-    def from_directory(
-        cls,
-        path,
-        manifest: dict,
-        *,
-        device=None,
-        dtype=None,
-        max_length: int | None = None,
-        attn_implementation: str | None = None,
-    ) -> SequenceScorer:
-        """An exported scorer directory; `max_length` overrides the manifest's."""
-        model, tokenizer, dev = load_for_scoring(
-            path, "seq_cls", device=device, dtype=dtype, attn_implementation=attn_implementation
-        )
-        if max_length is not None:
-            manifest = {**manifest, "max_length": max_length}
+    def from_directory(cls, path, manifest: dict, options: ScorerOptions = DEFAULT_OPTIONS) -> SequenceScorer:
+        """An exported scorer directory; `options.max_length` overrides the manifest's."""
+        model, tokenizer, dev = load_for_scoring(path, "seq_cls", **options.model_keywords())
+        if options.max_length is not None:
+            manifest = {**manifest, "max_length": options.max_length}
         return cls(model, tokenizer, manifest, dev)
 
     @classmethod

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from rewardmodels.cli_common import usage_error
 from rewardmodels.errors import InputError
 from rewardmodels.io import read_text
 
@@ -182,7 +183,7 @@ def check_recipe(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
 
 def _refuse(message: str):
     """argparse's `error`, raising instead of printing the usage and exiting: one line, exit code 2."""
-    raise InputError(None, None, None, message, hint="See --help.")
+    raise usage_error(message)
 
 
 def _config_error(error: ValueError, recipe: Recipe | None, argv: list[str]) -> InputError:
@@ -218,7 +219,12 @@ def parse_layered(
     parser.add_argument(
         "--config", default=None, help="Recipe YAML; its values override defaults, and flags override it."
     )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="Hide progress bars (the same as --disable_tqdm true)."
+    )
     parser.error = _refuse
+    if "--no-progress" in argv:  # the spelling every command shares, for TrainingArguments' own switch
+        argv = [a for a in argv if a != "--no-progress"] + ["--disable_tqdm", "true"]
     recipe = None
     if "--config" in argv:
         i = argv.index("--config")

@@ -35,7 +35,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, add_scorer_option_argument, scorer_options
+from rewardmodels.cli_common import (
+    ArgumentParser,
+    HelpFormatter,
+    add_output_dir_argument,
+    add_progress_argument,
+    add_scorer_arguments,
+    scorer_keywords,
+)
 from rewardmodels.errors import InputError
 from rewardmodels.eval import calibrate_data as data
 from rewardmodels.eval.calibrate_results import fit_and_evaluate, manifest_entry
@@ -123,9 +130,7 @@ def build_parser() -> ArgumentParser:
         help="pairs (prompt, chosen, rejected), responses (prompt, completion or response, label 0/1), steps "
         "(prompt, completions, labels) or processbench (problem, steps, label); auto: from the first row.",
     )
-    parser.add_argument(
-        "--output-dir", required=True, help="Where results.json, calibration.png and the journal go."
-    )
+    add_output_dir_argument(parser, "Where results.json, calibration.png and the journal go.", required=True)
     parser.add_argument(
         "--fit-fraction", type=float, default=0.5, help="Share of prompts fitted on; the rest is held out."
     )
@@ -142,13 +147,8 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=16, help="Sequences per forward pass.")
     parser.add_argument("--chunk-size", type=int, default=64, help="Rows scored (and journalled) per step.")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available).")
-    parser.add_argument(
-        "--dtype", default=None, help="float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 on CPU)."
-    )
-    parser.add_argument("--max-length", type=int, default=None, help="Override the manifest's max_length.")
-    add_scorer_option_argument(parser)
-    parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    add_progress_argument(parser)
+    add_scorer_arguments(parser)
     parser.add_argument(
         "--dry-run", action="store_true", help="Fit and report, but leave the manifest as it is."
     )
@@ -184,11 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--fit-fraction must lie strictly between 0 and 1, got {args.fit_fraction}")
     if args.batch_size < 1 or args.chunk_size < 1:
         parser.error("--batch-size and --chunk-size must be >= 1")
-    try:
-        options = scorer_options(args.scorer_option)
-    except ValueError as e:
-        parser.error(str(e))
-    from rewardmodels.scorers import MANIFEST_NAME, load_scorer, read_manifest
+    keywords = scorer_keywords(args)
+    # the journal's fingerprint: the kind's options, and the kernel when one is named (device, dtype and
+    # max_length are recorded on their own)
+    options = {
+        k: v
+        for k, v in keywords.items()
+        if k not in ("device", "dtype", "max_length") and not (k == "attn_implementation" and v is None)
+    }
+    from rewardmodels.scorers import MANIFEST_NAME, ScorerOptions, load_scorer, read_manifest
 
     # Everything that can be wrong with the input is found before the scorer loads.
     scorer_dir = Path(args.scorer)
@@ -207,9 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         journal = Journal(out / JOURNAL_NAME, settings, lambda r: r["row"], overwrite=args.overwrite)
     except ValueError as e:
         raise InputError(out / JOURNAL_NAME, None, None, str(e)) from None
-    scorer = load_scorer(
-        scorer_dir, device=args.device, dtype=args.dtype, max_length=args.max_length, **options
-    )
+    scorer = load_scorer(scorer_dir, options=ScorerOptions.from_keywords(**keywords))
     source = data.SOURCE_OF[fmt]
     if source == "score_steps":
         from rewardmodels.scorers.capabilities import ScoresSteps

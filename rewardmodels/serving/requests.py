@@ -6,6 +6,7 @@ Bodies (JSON objects; unknown keys are ignored, so OpenRLHF's `prompts`, `labels
   POST /get_reward   {"query": [text, ...]}                 OpenRLHF: each text the decoded prompt + response
                      or {"prompts": [...], "responses": [...]}
   POST /score        {"prompts": [...], "responses": [...]}  a prompt or response is a string or chat messages
+                     + "references": [text, ...]             for scorers that score against a reference answer
   POST /score_steps  {"prompts": [...], "steps": [[step, ...], ...], "aggregation": "min"?}
 """
 
@@ -125,6 +126,20 @@ def parse_pairs(body: dict, limits: Limits) -> tuple[list, list]:
     return prompts, responses
 
 
+def parse_references(body: dict, limits: Limits, count: int) -> list[str]:
+    """`references`: one non-empty reference answer per sample, `count` of them."""
+    references = items_of(body, "references", limits)
+    if len(references) != count:
+        raise RequestError(
+            400, f"{count} prompts but {len(references)} references; send one reference answer per sample"
+        )
+    checked = [check_text(r, f"references[{i}]", limits) for i, r in enumerate(references)]
+    empty = [i for i, r in enumerate(checked) if not r.strip()]
+    if empty:
+        raise RequestError(400, f"references[{empty[0]}] is empty; send the reference answer")
+    return checked
+
+
 def parse_steps(body: dict, limits: Limits) -> tuple[list, list[list[str]], str | None]:
     """`prompts`, `steps` (a non-empty list of step strings per sample) and an optional `aggregation`."""
     prompts = items_of(body, "prompts", limits)
@@ -162,6 +177,7 @@ __all__ = [
     "decode_body",
     "get_reward_form",
     "parse_pairs",
+    "parse_references",
     "parse_steps",
     "parse_texts",
 ]

@@ -28,7 +28,8 @@ r = max(0, mean log p_with - mean log p_without), the mean per-token log-ratio o
 reasoning over without it. It is unbounded above (the probability difference is at most 1), and the clip
 acts on it the same way.
 
-A reference that is None or empty gives NaN (None in a reward function: TRL's "not scored"). RLPR's own code
+Reading the reference's tokens off the rendering takes a fast tokenizer (one with offsets). A reference that
+is None or empty gives NaN (None in a reward function: TRL's "not scored"). RLPR's own code
 computes p_without once per prompt before training and keeps it; here it is computed at every call under the
 model as it is then, which for the live policy is the exact debiasing term.
 

@@ -123,6 +123,7 @@ def test_rlpr_reward_drives_two_grpo_steps_of_the_live_policy(tiny_llama, tmp_pa
     assert len(calls) == len(logged) == 2, "one reward call and one log per step"
     for (prompts, completions, values), log in zip(calls, logged, strict=True):
         assert len(values) == 4 and all(isinstance(c, str) for c in completions)
+        assert len(set(prompts)) == 1 and prompts[0] in {r["prompt"] for r in rows}  # one group of 4
         assert all(v is not None and math.isfinite(v) and v >= 0.0 for v in values), values
         assert log[f"rewards/{reward.__name__}/mean"] == pytest.approx(sum(values) / len(values), abs=1e-5)
     assert any(v > 0.0 for _, _, values in calls for v in values), "every reward was clipped to 0"

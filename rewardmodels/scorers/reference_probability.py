@@ -74,7 +74,9 @@ MANIFEST_OPTIONS: dict[str, tuple[type, ...]] = {
 }
 
 
-def reference_response(completion: str, reference: str, fallback_lead_in: str = FALLBACK_LEAD_IN):
+def reference_response(
+    completion: str, reference: str, fallback_lead_in: str = FALLBACK_LEAD_IN
+) -> tuple[str, str, str]:
     """(z + a + y*, z, a): the completion with its own final answer replaced by the reference, the reasoning
     z before the answer's statement, and the lead-in a (module docstring, steps 1-2)."""
     located = locate_final_answer(completion)

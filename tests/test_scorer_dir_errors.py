@@ -25,7 +25,7 @@ from rewardmodels.cli import main as cli_main
 from rewardmodels.errors import InputError
 
 REPO = Path(__file__).resolve().parent.parent
-KNOWN_KINDS = "bt, dpo, generative, implicit_prm, prm"
+KNOWN_KINDS = "bt, dpo, generative, implicit_prm, prm, reference_probability"
 PICKLE_HINT = "Loading pickled weights can run arbitrary code; convert the checkpoint to safetensors first."
 
 

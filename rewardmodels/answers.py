@@ -12,6 +12,7 @@ none of the rules finds an answer is handed to math-verify whole, which searches
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 STEP_JOIN = "\n\n"
 
@@ -19,11 +20,12 @@ BOX_COMMANDS = ("\\boxed", "\\fbox")
 _ANSWER_HEADING = re.compile(r"^#\s*Answer\s*$", re.MULTILINE)
 _ANSWER_IS = re.compile(r"the (?:final )?answer is\s*:?", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.\s|\n")
+_NON_SPACE = re.compile(r"\S")
 
 
-def last_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{...}` / `\\fbox{...}` in `text`, with nested braces kept whole;
-    None when there is none or its braces never close."""
+def _box_span(text: str) -> tuple[int, int, int] | None:
+    """(where the last `\\boxed`/`\\fbox` command starts, its opening brace, its matching closing brace) in
+    `text`; None when there is none or its braces never close."""
     starts = [(text.rfind(cmd), cmd) for cmd in BOX_COMMANDS]
     start, cmd = max(starts)
     if start < 0:
@@ -40,8 +42,15 @@ def last_boxed(text: str) -> str | None:
         elif text[j] == "}":
             depth -= 1
             if depth == 0:
-                return text[i + 1 : j].strip()
+                return start, i, j
     return None
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{...}` / `\\fbox{...}` in `text`, with nested braces kept whole;
+    None when there is none or its braces never close."""
+    span = _box_span(text)
+    return None if span is None else text[span[1] + 1 : span[2]].strip()
 
 
 def _clean(answer: str) -> str:
@@ -52,26 +61,50 @@ def _clean(answer: str) -> str:
     return answer.strip("$").strip()
 
 
-def extract_final_answer(text: str) -> str | None:
-    """The solution's final answer as a string, by the rules in the module docstring; None when no rule
-    finds one."""
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed
+@dataclass(frozen=True)
+class FinalAnswer:
+    """Where a solution states its final answer: `text[:start]` is everything before the statement (the
+    reasoning), `text[start:content_start]` the statement's lead-in (`\\boxed{`, the `# Answer` heading and
+    the blank lines after it, or "The answer is "), and `answer` the answer as `extract_final_answer` gives it.
+    `rule` names the rule that found it: "boxed", "heading" or "answer_is"."""
+
+    answer: str
+    start: int
+    content_start: int
+    rule: str
+
+
+def locate_final_answer(text: str) -> FinalAnswer | None:
+    """The solution's final answer and where it is stated, by the rules in the module docstring; None when no
+    rule finds one."""
+    box = _box_span(text)
+    if box is not None:
+        start, brace, close = box
+        return FinalAnswer(text[brace + 1 : close].strip(), start, brace + 1, "boxed")
     heading = list(_ANSWER_HEADING.finditer(text))
     if heading:
         after = text[heading[-1].end() :]
         line = next((ln for ln in after.splitlines() if ln.strip()), None)
         if line is not None and _clean(line):
-            return _clean(line)
+            content = _NON_SPACE.search(text, heading[-1].end()).start()
+            return FinalAnswer(_clean(line), heading[-1].start(), content, "heading")
     stated = list(_ANSWER_IS.finditer(text))
     if stated:
-        rest = text[stated[-1].end() :].lstrip()
+        tail = text[stated[-1].end() :]
+        rest = tail.lstrip()
         end = _SENTENCE_END.search(rest)
         answer = _clean(rest[: end.start()] if end else rest)
         if answer:
-            return answer
+            content = stated[-1].end() + len(tail) - len(rest)
+            return FinalAnswer(answer, stated[-1].start(), content, "answer_is")
     return None
+
+
+def extract_final_answer(text: str) -> str | None:
+    """The solution's final answer as a string, by the rules in the module docstring; None when no rule
+    finds one."""
+    located = locate_final_answer(text)
+    return None if located is None else located.answer
 
 
 def parse_gold(answer: str):

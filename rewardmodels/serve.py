@@ -5,7 +5,9 @@ arriving within a short window (--batch-window-ms) up to --max-batch-size sequen
 Endpoints (JSON bodies; see docs/rl.md for examples):
   POST /get_reward   OpenRLHF: {"query": [prompt+response text, ...], "prompts": ..., "labels": ...}
                      -> {"rewards": [...], "scores": [...], "extra_logs": {...}}
-  POST /score        {"prompts": [...], "responses": [...], "calibrated": bool?} -> {"scores": [...]}
+  POST /score        {"prompts": [...], "responses": [...], "calibrated": bool?} -> {"scores": [...]}; a
+                     reference_probability scorer (RLPR) also wants "references": [reference answer, ...],
+                     one per response
   POST /score_steps  {"prompts": [...], "steps": [[...], ...]} -> {"step_scores": [[...], ...]}
   GET  /health, GET /metrics (request counts, forward sizes, queue depth, latency percentiles)
 

@@ -52,3 +52,20 @@ def test_split_solution_keeps_the_tail():
     assert split_solution("a\n\nb\n\nc\n\nd", max_steps=2) == ["a", "b\n\nc\n\nd"]
     assert split_solution("  \n\n ") == []
     assert split_solution("a. b.", split=". ") == ["a", "b."]
+
+
+@pytest.mark.parametrize(
+    "text, reasoning, lead_in, answer, rule",
+    [
+        ("2 + 2 = 4\nso \\boxed{4}. Done", "2 + 2 = 4\nso ", "\\boxed{", "4", "boxed"),
+        ("a \\fbox {x^{2}} b", "a ", "\\fbox {", "x^{2}", "boxed"),
+        ("step\n\n# Answer\n\n  17\n", "step\n\n", "# Answer\n\n  ", "17", "heading"),
+        ("So the final answer is: $5$. ok", "So ", "the final answer is: ", "5", "answer_is"),
+    ],
+)
+def test_locate_final_answer_splits_reasoning_lead_in_and_answer(text, reasoning, lead_in, answer, rule):
+    from rewardmodels.answers import locate_final_answer
+
+    located = locate_final_answer(text)
+    assert (located.answer, located.rule) == (answer, rule) and answer == extract_final_answer(text)
+    assert text[: located.start] == reasoning and text[located.start : located.content_start] == lead_in

@@ -26,7 +26,7 @@ from rewardmodels.cli import main as cli_main
 from rewardmodels.errors import InputError
 
 REPO = Path(__file__).resolve().parent.parent
-KNOWN_KINDS = "bt, dpo, generative, implicit_prm, prm"
+KNOWN_KINDS = "bt, dpo, generative, implicit_prm, prm, reference_probability"
 PICKLE_HINT = "Loading pickled weights can run arbitrary code; convert the checkpoint to safetensors first."
 NO_MANIFEST_HINT = "Create one with `rewardmodels export`, or evaluate a plain HF reward model with --model."
 CASES = ["no manifest", "unknown kind", "pickled weights", "unknown option"]

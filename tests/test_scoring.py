@@ -103,7 +103,9 @@ def test_loading_a_bt_scorer_imports_no_other_kind(tiny_scorer):
 def test_unknown_kind_lists_the_known_ones(tmp_path):
     (tmp_path / "reward_model.json").write_text(json.dumps({"kind": "oracle"}))
     with pytest.raises(
-        ValueError, match=r"unknown scorer kind 'oracle'; known kinds: bt, dpo, generative, implicit_prm, prm"
+        ValueError,
+        match=r"unknown scorer kind 'oracle'; known kinds: bt, dpo, generative, implicit_prm, prm, "
+        r"reference_probability",
     ):
         rewardmodels.load_scorer(tmp_path)
 
@@ -112,7 +114,7 @@ def test_registry_names_importable_classes():
     from rewardmodels.scorers import SCORER_KINDS, SequenceScorer, scorer_class
 
     assert scorer_class("bt") is SequenceScorer
-    assert set(SCORER_KINDS) == {"bt", "prm", "dpo", "generative", "implicit_prm"}
+    assert set(SCORER_KINDS) == {"bt", "prm", "dpo", "generative", "implicit_prm", "reference_probability"}
 
 
 def test_sequence_scorer_capabilities(tiny_scorer):

@@ -77,3 +77,56 @@ def test_bt_and_prm_scorers_drive_two_grpo_steps(tiny_scorer, tiny_prm_scorer, t
             assert log[f"rewards/{func.__name__}/mean"] == pytest.approx(sum(values) / len(values), abs=1e-5)
     changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[n])]
     assert changed, "two GRPO steps with scorer rewards changed no policy parameter"
+
+
+@pytest.mark.slow
+def test_rlpr_reward_drives_two_grpo_steps_of_the_live_policy(tiny_llama, tmp_path):
+    """RLPR's setup: the policy being trained scores its own completions against the dataset's reference
+    column (`reference_probability` scorer on the live model), through two real GRPO steps."""
+    import math
+
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from rewardmodels.scorers.reference_probability import ReferenceProbabilityScorer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    policy = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    scorer = ReferenceProbabilityScorer(policy, tokenizer)
+    calls = []
+    reward = recording(scorer.as_reward_func(reference_column="reference"), calls)
+    before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    rows = [{"prompt": f"Compute {a} + {b}.", "reference": str(a + b)} for a, b in [(1, 2), (3, 4)]]
+    args = GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=6,
+        max_steps=2,
+        learning_rate=1e-2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=policy,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if f"rewards/{reward.__name__}/mean" in h]
+    assert len(calls) == len(logged) == 2, "one reward call and one log per step"
+    for (prompts, completions, values), log in zip(calls, logged, strict=True):
+        assert len(values) == 4 and all(isinstance(c, str) for c in completions)
+        assert len(set(prompts)) == 1 and prompts[0] in {r["prompt"] for r in rows}  # one group of 4
+        assert all(v is not None and math.isfinite(v) and v >= 0.0 for v in values), values
+        assert log[f"rewards/{reward.__name__}/mean"] == pytest.approx(sum(values) / len(values), abs=1e-5)
+    assert any(v > 0.0 for _, _, values in calls for v in values), "every reward was clipped to 0"
+    assert policy.training, "scoring gave the live policy back in training mode"
+    changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert changed, "two GRPO steps with RLPR rewards changed no policy parameter"

@@ -212,6 +212,12 @@ def mean_logprobs(logps: torch.Tensor) -> torch.Tensor:
     return logps.sum(dtype=torch.float64) / logps.numel()
 
 
+def mean_probabilities(logps: torch.Tensor) -> torch.Tensor:
+    """(1/T) sum_t exp(log p_t): the mean per-token probability (RLPR's reward on a reference answer), which
+    a single unlikely token cannot drag towards 0 as it does exp(S / T); NaN for T = 0."""
+    return logps.double().exp().sum() / logps.numel()
+
+
 def neg_l2_norm(logps: torch.Tensor) -> torch.Tensor:
     """-sqrt(sum_t (log p_t)^2): reward-bench's reference-free "norm". Despite the name it is not a length
     normalisation (it grows with T, like -S); `mean_logprobs` is."""

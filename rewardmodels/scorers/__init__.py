@@ -29,6 +29,7 @@ SCORER_KINDS: dict[str, str] = {
     "dpo": "rewardmodels.scorers.dpo:DPOScorer",
     "generative": "rewardmodels.scorers.generative:GenerativeScorer",
     "implicit_prm": "rewardmodels.scorers.implicit_prm:ImplicitPRMScorer",
+    "reference_probability": "rewardmodels.scorers.reference_probability:ReferenceProbabilityScorer",
 }
 # Names this package re-exports lazily, for `from rewardmodels.scorers import SequenceScorer`.
 _LAZY_CLASSES = {target.rsplit(":", 1)[1]: target for target in SCORER_KINDS.values()}

@@ -18,6 +18,9 @@ are optional, and each is a faster or richer path that a caller prefers when it 
   (cut by max_length).
 - `PredictsFirstError`: `predict_first_error(prompts, steps)` gives the index of the first wrong step, or
   -1 when it judges every step correct (a generative verifier reads this off its own verdicts).
+- `ScoresAgainstReferences`: `score_with_references(prompts, responses, references)` scores each response
+  against a reference answer (the `reference_probability` kind, RLPR); the server's /score then wants a
+  `references` list beside prompts and responses.
 - `NormalizesScores`: `normalize(scores)` standardises scores with the training run's reward statistics
   (unchanged when the manifest has none).
 - `ReportsCompute`: `compute_report()` says what scoring has cost so far (a generative verifier: tokens
@@ -84,6 +87,13 @@ class PredictsFirstError(Protocol):
 
 
 @runtime_checkable
+class ScoresAgainstReferences(Protocol):
+    def score_with_references(
+        self, prompts: Sequence, responses: Sequence, references: Sequence, batch_size: int = 16
+    ) -> list[float]: ...
+
+
+@runtime_checkable
 class NormalizesScores(Protocol):
     def normalize(self, scores: list[float]) -> list[float]: ...
 
@@ -135,6 +145,7 @@ __all__ = [
     "ScoresGroups",
     "ScoresSteps",
     "PredictsFirstError",
+    "ScoresAgainstReferences",
     "NormalizesScores",
     "ReportsTruncation",
     "RunsOnDevice",

@@ -32,6 +32,10 @@ A new scorer kind needs: `score` (ScoresTexts), and for the options `normalize` 
 (CarriesManifest, for `calibrated`); its `as_reward_func` is `return reward_function(self, name=...,
 **options)`.
 
+`reference_probability_reward_function(scorer, **options)` is RLPR's reward (`scorers/reference_probability.py`):
+the scorer's probability of the reference answer in a dataset column after the completion's reasoning, minus
+that without the reasoning, clipped at 0.
+
 `rlcr_reward_function(**options)` needs no scorer: the RLCR reward, correctness - (confidence - correctness)^2
 on the completion's stated confidence, with the reference answer from a dataset column (`scorers/rlcr.py`).
 """
@@ -246,6 +250,16 @@ def rlcr_reward_function(**options) -> Callable:
     return rlcr_reward_func(**options)
 
 
+def reference_probability_reward_function(scorer, **options) -> Callable:
+    """RLPR's reward as a TRL reward function: a `reference_probability` scorer's
+    `score_with_references`, with the references from a dataset column
+    (`scorers.reference_probability.reference_probability_reward_func`: reference_column, batch_size,
+    asynchronous, name)."""
+    from rewardmodels.scorers.reference_probability import reference_probability_reward_func
+
+    return reference_probability_reward_func(scorer, **options)
+
+
 __all__ = [
     "RewardOptions",
     "clip_value",
@@ -253,6 +267,7 @@ __all__ = [
     "make_reward_func",
     "parse_clip",
     "raw_scores",
+    "reference_probability_reward_function",
     "reward_function",
     "rlcr_reward_function",
     "score_completions",

@@ -7,6 +7,7 @@ Bodies (JSON objects; unknown keys are ignored, so OpenRLHF's `prompts`, `labels
                      or {"prompts": [...], "responses": [...]}
   POST /score        {"prompts": [...], "responses": [...]}  a prompt or response is a string or chat messages;
                      "calibrated": true/false? overrides the server's --calibrated for this request
+                     + "references": [text, ...]             for scorers that score against a reference answer
   POST /score_steps  {"prompts": [...], "steps": [[step, ...], ...], "aggregation": "min"?}
 """
 
@@ -126,6 +127,20 @@ def parse_pairs(body: dict, limits: Limits) -> tuple[list, list]:
     return prompts, responses
 
 
+def parse_references(body: dict, limits: Limits, count: int) -> list[str]:
+    """`references`: one non-empty reference answer per sample, `count` of them."""
+    references = items_of(body, "references", limits)
+    if len(references) != count:
+        raise RequestError(
+            400, f"{count} prompts but {len(references)} references; send one reference answer per sample"
+        )
+    checked = [check_text(r, f"references[{i}]", limits) for i, r in enumerate(references)]
+    empty = [i for i, r in enumerate(checked) if not r.strip()]
+    if empty:
+        raise RequestError(400, f"references[{empty[0]}] is empty; send the reference answer")
+    return checked
+
+
 def parse_steps(body: dict, limits: Limits) -> tuple[list, list[list[str]], str | None]:
     """`prompts`, `steps` (a non-empty list of step strings per sample) and an optional `aggregation`."""
     prompts = items_of(body, "prompts", limits)
@@ -172,6 +187,7 @@ __all__ = [
     "get_reward_form",
     "parse_calibrated",
     "parse_pairs",
+    "parse_references",
     "parse_steps",
     "parse_texts",
 ]

@@ -8,6 +8,8 @@ Which scorer call a request needs is read off the scorer's capabilities, never i
     with prompts+responses  of different requests are scored once); otherwise `score` on the worker, or the
                            steps re-aggregated with the server's --aggregation (`reward_funcs.raw_scores`)
   /score_steps             ScoresSteps: `score_steps` on the worker
+  /score with references   ScoresAgainstReferences: `score_with_references` on the worker, a reference answer
+                           per sample in the body's `references` (such a scorer answers nothing else)
 
 Tokenizing happens in the request's own thread under one lock (the scorer keeps per-call truncation state),
 never on the model worker and never in two threads at once; the model runs only on the worker. Rewards
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from rewardmodels.scorers.capabilities import (
     EncodesRenderedText,
     ReportsTruncation,
+    ScoresAgainstReferences,
     ScoresSteps,
     ScoresTokenIds,
 )
@@ -44,6 +47,7 @@ from rewardmodels.serving.requests import (
     get_reward_form,
     parse_calibrated,
     parse_pairs,
+    parse_references,
     parse_steps,
     parse_texts,
 )
@@ -90,7 +94,7 @@ class ServerSettings:
 class Prepared:
     """What one request asks of the worker."""
 
-    kind: str  # "ids", "pairs" or "steps"
+    kind: str  # "ids", "pairs", "steps" or "references"
     items: list
     costs: list[int]
     truncated: list[bool] | None = None  # per item, when the scorer reports it
@@ -164,10 +168,25 @@ class ScoringService:
         return self._encoded(self.scorer.encode_rendered, "query", texts)
 
     def prepare_pairs(self, prompts: list, responses: list) -> Prepared:
+        if isinstance(self.scorer, ScoresAgainstReferences):
+            raise RequestError(
+                400,
+                f"this {self.scorer.kind} scorer scores each response against a reference answer; POST /score "
+                "with {'prompts': [...], 'responses': [...], 'references': [...]}",
+            )
         if isinstance(self.scorer, ScoresTokenIds) and self.settings.options.aggregation is None:
             return self._encoded(self.scorer.encode, "responses", prompts, responses)
         items = list(zip(prompts, responses, strict=True))
         return Prepared("pairs", items, [text_cost(p) + text_cost(r) for p, r in items])
+
+    def prepare_references(self, body: dict) -> Prepared:
+        """/score for a scorer that needs a reference answer per sample: (prompt, response, reference) items,
+        each costing two sequences (with and without the response's reasoning)."""
+        prompts, responses = parse_pairs(body, self.settings.limits)
+        references = parse_references(body, self.settings.limits, len(prompts))
+        items = list(zip(prompts, responses, references, strict=True))
+        costs = [2 * (text_cost(p) + text_cost(r) + text_cost(ref)) for p, r, ref in items]
+        return Prepared("references", items, costs)
 
     def prepare_steps(self, prompts: list, steps: list[list[str]]) -> Prepared:
         if not isinstance(self.scorer, ScoresSteps):
@@ -186,7 +205,10 @@ class ScoringService:
             return "openrlhf", self.prepare_pairs(*parse_pairs(body, limits)), None
         if endpoint == "score":
             options = self.request_options(parse_calibrated(body))
-            prepared = self.prepare_pairs(*parse_pairs(body, limits))
+            if isinstance(self.scorer, ScoresAgainstReferences):
+                prepared = self.prepare_references(body)
+            else:
+                prepared = self.prepare_pairs(*parse_pairs(body, limits))
             prepared.options = options
             return "score", prepared, None
         if endpoint == "score_steps":
@@ -218,6 +240,9 @@ class ScoringService:
         n = len(items)
         if kind == "ids":
             return self.scorer.score_ids(items, batch_size=n)
+        if kind == "references":  # two sequences per item: with and without the response's reasoning
+            prompts, responses, references = (list(column) for column in zip(*items, strict=True))
+            return self.scorer.score_with_references(prompts, responses, references, batch_size=2 * n)
         prompts, rest = [p for p, _ in items], [r for _, r in items]
         if kind == "pairs":
             options = RewardOptions(aggregation=self.settings.options.aggregation, batch_size=n)

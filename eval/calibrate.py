@@ -267,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     manifest_path = scorer_dir / MANIFEST_NAME
     if args.dry_run:
         results["manifest"] = f"not written (--dry-run): {manifest_path}"
+    elif entry["scale"] <= 0.0:
+        # A scale <= 0 says these scores do not rank the labels the right way round (or not at all): a
+        # reward calibrated with it would be constant or would invert the scorer, so it is reported, not stored.
+        results["manifest"] = (
+            f"not written: the fitted scale {entry['scale']:.4g} is <= 0, so on these rows the scorer's "
+            f"scores do not rise with the label (held-out AUROC {results['heldout']['before']['auroc']:.3f})"
+        )
     else:
         fresh = read_manifest(scorer_dir)  # as it is now, so nothing written to it meanwhile is lost
         results["replaced"] = fresh.get(CALIBRATION_KEY)

@@ -276,3 +276,23 @@ def test_processbench_rows_fit_a_prm_on_its_step_probabilities(tiny_prm_scorer, 
     with serving(scorer, options=RewardOptions(aggregation="min", calibrated=True)) as (url, _):
         status, body, _ = call(f"{url}/score", {"prompts": prompts, "responses": responses})
         assert status == 200 and body["scores"] == pytest.approx(expected_p, abs=1e-6)
+
+
+def test_a_fit_with_a_negative_scale_is_reported_not_stored(bt_dir, tmp_path):
+    """Labels that fall as the score rises: the fitted scale is < 0, and storing it would make a calibrated
+    reward invert the scorer, so the manifest keeps no fit and results.json says why."""
+    scorer_dir = fresh_copy(bt_dir, tmp_path)
+    rows = outcome_rows()
+    probe = run_calibrate(
+        scorer_dir, write_rows(tmp_path / "probe.jsonl", rows), tmp_path / "probe", "--dry-run"
+    )
+    raw = journal_scores(tmp_path / "probe")
+    order = sorted(range(len(rows)), key=lambda i: raw[i][0])
+    for rank, i in enumerate(order):  # the lower half labelled 1, every fourth rank flipped (not separable)
+        rows[i]["label"] = int((rank < len(rows) // 2) != (rank % 4 == 1))
+    before = (scorer_dir / "reward_model.json").read_bytes()
+    results = run_calibrate(scorer_dir, write_rows(tmp_path / "inverse.jsonl", rows), tmp_path / "out")
+    assert probe["fit"]["scale"] != results["fit"]["scale"]
+    assert results["fit"]["scale"] < 0.0
+    assert results["manifest"].startswith("not written: the fitted scale")
+    assert (scorer_dir / "reward_model.json").read_bytes() == before

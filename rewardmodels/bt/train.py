@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.trainer import BTTrainer
+from rewardmodels.data_builders.mixing import HELD_OUT_FILE, write_held_out
 from rewardmodels.data_builders.schema import drop_identical_token_pairs
 from rewardmodels.modeling import attn_implementation_of, load_tokenizer
 from rewardmodels.packing import make_pair_collator
@@ -25,6 +27,8 @@ logger = logging.getLogger("rewardmodels")
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BTConfig) -> BTTrainer:
     train_rows, eval_rows, eval_sources = load_train_eval_sources(data_args, "preference", args.seed)
+    if eval_rows and args.should_save:  # what `rewardmodels report curve` evaluates every checkpoint on
+        write_held_out(Path(args.output_dir) / HELD_OUT_FILE, eval_rows, eval_sources)
     # Tokenized before the model loads: pairs that truncation makes identical are refused (or dropped) first.
     tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
     drop = data_args.invalid_rows == "drop"
@@ -51,6 +55,7 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BT
     manifest = base_manifest("bt", model_args, data_args, use_template)
     manifest["truncated_train_pairs"] = cut
     manifest["identical_train_pairs_dropped"] = same
+    manifest["seed"] = args.seed  # the new head's initialisation: `report curve` rebuilds the step-0 model
     return BTTrainer(
         model=model,
         args=args,

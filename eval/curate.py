@@ -70,7 +70,7 @@ def build_parser() -> ArgumentParser:
                    "Default: the recipe's invalid_rows, else error.")  # fmt: skip
     p.add_argument("--column-map", help='JSON renaming source columns, e.g. \'{"question": "prompt"}\'.')
     d = p.add_argument_group("decontamination")
-    d.add_argument("--decontaminate", nargs="+", action="extend", default=[], metavar="EVAL",
+    d.add_argument("--decontaminate", nargs="+", action="extend", metavar="EVAL",
                    help=f"Evaluation sets: built-in names ({', '.join(BUILTIN_EVALS)}) or files (.jsonl/.json/"
                    ".parquet with a prompt, problem or question field).")  # fmt: skip
     d.add_argument(
@@ -83,7 +83,7 @@ def build_parser() -> ArgumentParser:
                    "against their prompts and responses.")  # fmt: skip
     d.add_argument("--ngram", type=int, default=NGRAM, help="Words per n-gram of the overlap test.")
     c = p.add_argument_group("consistency (Skywork-Reward-V2)")
-    c.add_argument("--scorer", action="append", default=[], metavar="DIR",
+    c.add_argument("--scorer", action="append", metavar="DIR",
                    help="A scorer directory (`rewardmodels export`); repeat for several. Turns the filter on.")  # fmt: skip
     c.add_argument("--consistency-checkpoints", type=int, default=0, metavar="N",
                    help="Also judge with the last N checkpoints of --checkpoints.")  # fmt: skip
@@ -140,6 +140,11 @@ def load_pairs(
     {"name", "spec", "rows"} per spec. Bad rows raise before anything is scored."""
     pairs, inputs = [], []
     for mix in parse_mix(specs):
+        if mix.curated is not None:
+            raise InputError(
+                None, None, "train_data", f"{mix.spec} is already curated (curated={mix.curated})",
+                hint="Curate the original specs; check a curated set with `rewardmodels curate OUT/kept.jsonl ...`.",
+            )  # fmt: skip
         rows, report = load_rows(mix.spec, "preference", column_map, invalid_rows == "drop", max_rows)
         logger.info("%s: %s", mix.name, report)
         pairs += [
@@ -159,6 +164,7 @@ def curated_recipe(recipe: dict, decisions: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.scorer, args.decontaminate = args.scorer or [], args.decontaminate or []
     setup_logging()
     out = Path(args.output_dir)
     recipe = read_recipe(args.from_recipe) if args.from_recipe else None

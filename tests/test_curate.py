@@ -208,3 +208,47 @@ def test_consistency_and_lim_match_scores_computed_the_other_way(
     assert [again[k]["lim"] for k in keys] == [decisions[k]["lim"] for k in keys]
     assert [again[k]["action"] for k in keys] == ["flip" if f else "keep" for f in flipped]
     assert not math.isnan(json.loads((out / "report.json").read_text())["lim"]["score_quantiles"]["0.5"])
+
+
+def test_every_flag_has_help():
+    from rewardmodels.eval import curate, learning_curve
+
+    for parser in (curate.build_parser(), learning_curve.build_parser()):
+        for action in parser._actions:
+            assert action.help and action.help.strip(), f"{parser.prog}: {action.dest} has no help"
+    from rewardmodels.cli import usage
+
+    assert "curate " in usage() and "report curve" in usage()
+
+
+def test_from_recipe_writes_a_recipe_that_trains_on_the_curated_pairs(tmp_path):
+    import yaml
+
+    from rewardmodels.training.arguments import DataArguments
+    from rewardmodels.training.run import load_train_eval_sources
+
+    recipe = {
+        "train_data": [
+            "synthetic:n=60,seed=1|eval=10,name=s1",
+            "synthetic:n=40,seed=2,task=a|eval=5,rows=20,name=s2",
+        ],
+        "output_dir": "outputs/x",
+        "seed": 0,
+    }
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    out = tmp_path / "out"
+    argv = ["curate", "--from-recipe", str(tmp_path / "r.yaml"), "--length-target", "0.5", "-o", str(out)]
+    assert cli_main(argv) == 0
+    curated = yaml.safe_load((out / "recipe.yaml").read_text())
+    assert curated["output_dir"] == "outputs/x-curated"
+    assert (
+        curated["train_data"][0] == f"synthetic:n=60,seed=1|eval=10,name=s1,curated={out / 'decisions.jsonl'}"
+    )
+    before = load_train_eval_sources(DataArguments(train_data=recipe["train_data"]), "preference", 0)
+    after = load_train_eval_sources(DataArguments(train_data=curated["train_data"]), "preference", 0)
+    assert after[1] == before[1] and after[2] == before[2]  # the same held-out pairs and sources
+    dropped = {row_key(r) for r in read_jsonl(out / "dropped.jsonl")}
+    assert dropped and not dropped & {row_key(r) for r in after[0]}
+    assert {row_key(r) for r in after[0]} <= {row_key(r) for r in before[0]}
+    # a curated recipe is not curated again: the original is
+    assert cli_main(["curate", "--from-recipe", str(out / "recipe.yaml"), "-o", str(tmp_path / "o2")]) == 2

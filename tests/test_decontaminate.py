@@ -9,8 +9,8 @@ import pytest
 from rewardmodels.data_builders.decontaminate import (
     build_index,
     detect_prompt_field,
-    normalise,
     ngram_texts,
+    normalise,
     resolve_evals,
     words,
 )

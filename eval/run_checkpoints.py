@@ -2,7 +2,7 @@
 turn each one's training into compute.
 
 A run's output_dir holds checkpoint-N folders (one per --save_steps; keep them all by leaving
---save_total_limit unset) and, once training ends, the final model. Each has a trainer_state.json; BT runs
+--save_total_limit above their count) and, once training ends, the final model. Each has a trainer_state.json; BT runs
 record `num_input_tokens_seen` there (BTConfig.include_num_input_tokens_seen, on by default), the tokens the
 model was fed up to that step.
 
@@ -81,7 +81,7 @@ def run_points(run_dir: str | Path, include_final: bool = True) -> list[RunPoint
     if not points:
         raise InputError(
             run_dir, None, None, "no checkpoint-N folders and no final model",
-            hint="Train with --save_steps N and without --save_total_limit to keep every checkpoint.",
+            hint="Train with --save_steps N and a --save_total_limit above the checkpoint count to keep them all.",
         )  # fmt: skip
     return points
 

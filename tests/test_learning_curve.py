@@ -155,3 +155,27 @@ def test_curve_input_errors(tiny_run, tmp_path):
         == 2
     )
     assert not (tmp_path / "o" / "scores").exists()  # refused before any scoring
+
+
+def test_runs_without_token_counts_take_tokens_per_step(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from rewardmodels.cli import main as cli_main
+
+    run = tmp_path / "old-run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("curve"))
+    for state in run.rglob("trainer_state.json"):  # a run from before tokens were counted
+        data = json.loads(state.read_text())
+        data.pop("num_input_tokens_seen", None)
+        state.write_text(json.dumps(data))
+    out = tmp_path / "curve"
+    assert cli_main(["report", "curve", str(run), "--output-dir", str(out), "--r0", "fit"]) == 2
+    assert "no token count recorded for checkpoint-1, checkpoint-2, checkpoint-3" in capsys.readouterr().err
+    argv = ["report", "curve", str(run), "--output-dir", str(out), "--r0", "fit", "--tokens-per-step", "100"]
+    assert cli_main([*argv, "--no-progress"]) == 0
+    result = json.loads((out / "curve.json").read_text())
+    assert [p["tokens"] for p in result["points"]] == [100, 200, 300]
+    assert not any(p["tokens_recorded"] for p in result["points"])
+    # R0 fitted leaves 4 parameters for 3 points: no fit, said so rather than a made-up curve
+    assert result["r0"] == "fitted" and "at least 4 points" in result["fit"]["error"]
+    assert "no fit: fitting 4 parameters needs at least 4 points" in capsys.readouterr().out

@@ -38,12 +38,19 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
 from rewardmodels.data_builders import curation_steps as steps
 from rewardmodels.data_builders.curation import LIM_SIGNALS, pair_signal
-from rewardmodels.data_builders.decontaminate import BUILTIN_EVALS, NGRAM, build_index, resolve_evals
+from rewardmodels.data_builders.decontaminate import (
+    BUILTIN_EVALS,
+    NGRAM,
+    EvalIndex,
+    build_index,
+    resolve_evals,
+)
 from rewardmodels.data_builders.mixing import parse_mix
 from rewardmodels.data_builders.sources import load_rows
 from rewardmodels.errors import InputError
@@ -162,43 +169,46 @@ def curated_recipe(recipe: dict, decisions: Path) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.scorer, args.decontaminate = args.scorer or [], args.decontaminate or []
-    setup_logging()
-    out = Path(args.output_dir)
+@dataclass
+class Inputs:
+    """Everything `main` reads, checked before any model loads."""
+
+    recipe: dict | None
+    pairs: list
+    described: list[dict]
+    index: EvalIndex | None
+    points: list
+
+
+def read_inputs(args) -> Inputs:
+    """The recipe, the pairs, the evaluation index, the run's checkpoints and the scorer manifests, each
+    refused with an InputError (file, line, field) before anything is scored."""
     recipe = read_recipe(args.from_recipe) if args.from_recipe else None
     specs = list(args.pairs) + (recipe["train_data"] if recipe else [])
     if not specs:
         raise InputError(None, None, "pairs", "nothing to curate: give data specs or --from-recipe")
     check_settings(args)
-    column_map = json.loads(args.column_map) if args.column_map else _recipe_column_map(recipe)
+    column_map = parse_column_map(args.column_map or (recipe or {}).get("column_map"))
     invalid = args.invalid_rows or (recipe or {}).get("invalid_rows") or "error"
-    # Everything that can be wrong with the input fails here, before any model loads.
-    pairs, inputs = load_pairs(specs, invalid, column_map, (recipe or {}).get("max_train_rows"))
-    index = (
-        build_index(resolve_evals(args.decontaminate, args.eval_data_dir), args.ngram, args.check_responses)
-        if args.decontaminate
-        else None
-    )
+    pairs, described = load_pairs(specs, invalid, column_map, (recipe or {}).get("max_train_rows"))
+    index = None
+    if args.decontaminate:
+        index = build_index(
+            resolve_evals(args.decontaminate, args.eval_data_dir), args.ngram, args.check_responses
+        )
     points = run_points(args.checkpoints) if args.checkpoints else []
     if args.consistency_checkpoints > len(points):
-        raise InputError(
-            args.checkpoints,
-            None,
-            None,
-            f"--consistency-checkpoints {args.consistency_checkpoints} but the run has {len(points)} checkpoints",
-        )
+        raise InputError(args.checkpoints, None, None,
+                         f"--consistency-checkpoints {args.consistency_checkpoints} but the run has {len(points)}")  # fmt: skip
     for directory in args.scorer:
         read_manifest(directory)
+    return Inputs(recipe, pairs, described, index, points)
 
-    report: dict = {"inputs": inputs}
-    if index is not None:
-        found = steps.decontaminate(pairs, index, args.decontaminate_action, args.check_responses)
-        report["decontamination"] = {**found, "ngram": args.ngram, "check_responses": args.check_responses,
-                                     "files": index.files, "eval_rows": index.rows}  # fmt: skip
-    options = {"batch_size": args.batch_size, "progress": not args.no_progress, "rescore": args.rescore}
-    point_scores = [
+
+def score_points(args, pairs: list, points: list, out: Path) -> list[dict]:
+    """Every pair scored at every checkpoint (cached): one key -> (chosen, rejected) dict per point."""
+    options = scoring_options(args)
+    return [
         score_pairs(
             lambda p=p: load_point_scorer(p.path, args.device),
             [q.row for q in pairs],
@@ -209,35 +219,65 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         for p in points
     ]
-    judges = args.scorer or args.consistency_checkpoints
-    if judges:
-        judged = [p.row for p in steps.consistency_pairs(pairs)]
-        margins = {}
-        for directory in args.scorer:
-            scores = score_pairs(lambda d=directory: load_scorer(d, device=args.device), judged,
-                                 out / "scores" / f"{cache_name(Path(directory).name, directory)}.jsonl",
-                                 fingerprint_of(directory), desc=f"scoring with {Path(directory).name}", **options)  # fmt: skip
-            margins[str(directory)] = margins_of(scores, judged)
-        for point, scores in list(zip(points, point_scores, strict=True))[
-            len(points) - args.consistency_checkpoints :
-        ]:
-            margins[f"{args.checkpoints}/{point.name}"] = margins_of(scores, judged)
+
+
+def judge_margins(args, pairs: list, points: list, point_scores: list, out: Path) -> dict[str, list[float]]:
+    """Margins of the pairs the consistency filter judges, per judge: each --scorer (scored here, cached),
+    then the last --consistency-checkpoints checkpoints (already scored)."""
+    judged = [p.row for p in steps.consistency_pairs(pairs)]
+    margins = {}
+    for directory in args.scorer:
+        name = Path(directory).name
+        scores = score_pairs(lambda d=directory: load_scorer(d, device=args.device), judged,
+                             out / "scores" / f"{cache_name(name, directory)}.jsonl", fingerprint_of(directory),
+                             desc=f"scoring with {name}", **scoring_options(args))  # fmt: skip
+        margins[str(directory)] = margins_of(scores, judged)
+    last = len(points) - args.consistency_checkpoints
+    for point, scores in list(zip(points, point_scores, strict=True))[last:]:
+        margins[f"{args.checkpoints}/{point.name}"] = margins_of(scores, judged)
+    return margins
+
+
+def lim_report(args, pairs: list, points: list, point_scores: list) -> dict:
+    """LIM over every pair from the checkpoints' margins, applied by `curation_steps.lim`."""
+    rows = [p.row for p in pairs]
+    per_point = [margins_of(scores, rows) for scores in point_scores]
+    signals = [[pair_signal(m[i], args.lim_signal) for m in per_point] for i in range(len(rows))]
+    threshold = None if args.lim_top_fraction is not None else args.lim_threshold
+    found = steps.lim(pairs, signals, threshold, args.lim_top_fraction, args.lim_action)
+    return {
+        **found,
+        "signal": args.lim_signal,
+        "checkpoints": [p.name for p in points],
+        "run": args.checkpoints,
+    }
+
+
+def scoring_options(args) -> dict:
+    return {"batch_size": args.batch_size, "progress": not args.no_progress, "rescore": args.rescore}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.scorer, args.decontaminate = args.scorer or [], args.decontaminate or []
+    setup_logging()
+    out = Path(args.output_dir)
+    inputs = read_inputs(args)
+    pairs, points = inputs.pairs, inputs.points
+    report: dict = {"inputs": inputs.described}
+    if inputs.index is not None:
+        found = steps.decontaminate(pairs, inputs.index, args.decontaminate_action, args.check_responses)
+        report["decontamination"] = {**found, "ngram": args.ngram, "check_responses": args.check_responses,
+                                     "files": inputs.index.files, "eval_rows": inputs.index.rows}  # fmt: skip
+    point_scores = score_points(args, pairs, points, out)
+    if args.scorer or args.consistency_checkpoints:
+        margins = judge_margins(args, pairs, points, point_scores, out)
         report["consistency"] = steps.consistency(pairs, margins, args.tau, args.inconsistent)
     if points:
-        rows = [p.row for p in pairs]
-        per_point = [margins_of(scores, rows) for scores in point_scores]
-        signals = [[pair_signal(m[i], args.lim_signal) for m in per_point] for i in range(len(rows))]
-        threshold = None if args.lim_top_fraction is not None else args.lim_threshold
-        found = steps.lim(pairs, signals, threshold, args.lim_top_fraction, args.lim_action)
-        report["lim"] = {
-            **found,
-            "signal": args.lim_signal,
-            "checkpoints": [p.name for p in points],
-            "run": args.checkpoints,
-        }
+        report["lim"] = lim_report(args, pairs, points, point_scores)
     report["length"] = steps.length(pairs, args.length_target, args.seed)
     report["counts"] = steps.counts(pairs)
-    write_outputs(out, pairs, report, recipe)
+    write_outputs(out, pairs, report, inputs.recipe)
     print_summary(report, out)
     return 0
 
@@ -254,9 +294,17 @@ def check_settings(args) -> None:
         raise InputError(None, None, "--consistency-checkpoints", "needs --checkpoints RUN_DIR")
 
 
-def _recipe_column_map(recipe: dict | None) -> dict | None:
-    value = (recipe or {}).get("column_map")
-    return json.loads(value) if isinstance(value, str) else value
+def parse_column_map(value) -> dict | None:
+    """A column map given as JSON text (the flag, or a recipe's string) or a mapping (a recipe's YAML)."""
+    if value is None or isinstance(value, dict):
+        return value
+    try:
+        mapping = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise InputError(None, None, "--column-map", f"not a JSON object ({e})") from None
+    if not isinstance(mapping, dict):
+        raise InputError(None, None, "--column-map", "expected a JSON object of source -> canonical names")
+    return mapping
 
 
 def write_outputs(out: Path, pairs: list, report: dict, recipe: dict | None) -> None:

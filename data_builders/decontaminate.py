@@ -13,7 +13,8 @@ Two tests, both on normalised text:
 
 With `check_responses`, each pair's chosen and rejected are also tested: exactly against the evaluation
 sets' responses, and by n-grams against their prompts and responses (a response that quotes a benchmark
-problem or solution).
+problem or solution). The index then holds the responses' n-grams too, so a training prompt that quotes an
+evaluation response is found as well.
 
 Evaluation sets are files (.jsonl, .json, .parquet, optionally .gz) whose rows hold the prompt in one of
 PROMPT_FIELDS (the first that the first row has), or the built-in names of BUILTIN_EVALS, resolved to files

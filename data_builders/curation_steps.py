@@ -3,9 +3,10 @@
   1. decontamination   every pair; an overlapping one is flagged, and dropped with action `drop`
   2. consistency       the pairs still in, ties excepted; flagged when every scorer's margin < -tau, then
                        dropped, flipped or only reported
-  3. LIM               scored over every pair (abar^k is the run's mean over all the pairs it trained on),
-                       applied to the pairs still in; flipped pairs are exempt (their score describes the
-                       pair before the flip)
+  3. LIM               scored over the pairs the run trained on (abar^k is the run's mean over them, those
+                       an earlier filter dropped included), applied to the ones still in; flipped pairs are
+                       exempt (their score describes the pair before the flip), and pairs the run never saw
+                       get no score and are kept
   4. length            per source, over the pairs still in (flipped ones as flipped); rebalancing drops a
                        seeded sample of the majority side's distinct pairs
 

@@ -26,18 +26,21 @@ exactly what the pooled split of a single source did before (same shuffle, same 
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rewardmodels.data_builders.curation import apply_decisions, read_decisions
+from rewardmodels.data_builders.curation import apply_decisions, read_decisions, row_key
 from rewardmodels.errors import InputError
-from rewardmodels.io import write_jsonl
+from rewardmodels.io import read_text, write_json, write_jsonl
 
 OPTION_KEYS = ("eval", "rows", "weight", "name", "curated")
-# The held-out rows a training run writes to its output_dir, each with the `source` it came from, so that
-# `rewardmodels report curve` evaluates every checkpoint on them.
+# What a training run writes to its output_dir about its split: the held-out rows, each with the `source` it
+# came from (`rewardmodels report curve` evaluates every checkpoint on them), and the keys of the distinct
+# rows it trained on (`rewardmodels curate --checkpoints` gives LIM scores to those only).
 HELD_OUT_FILE = "held_out.jsonl"
+TRAINED_KEYS_FILE = "trained_keys.json"
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,21 @@ def summary(sources: list[MixedSource]) -> str:
     return "\n".join(lines)
 
 
-def write_held_out(path: str | Path, rows: list[dict], sources: list[str]) -> int:
-    """The held-out rows, each with the name of its `source`, as JSONL (atomically); returns the count."""
-    return write_jsonl(path, ({**row, "source": name} for row, name in zip(rows, sources, strict=True)))
+def write_split(output_dir: str | Path, train: list[dict], held_out: list[dict], sources: list[str]) -> None:
+    """HELD_OUT_FILE (the held-out rows, each with the name of its `source`; none when nothing is held out)
+    and TRAINED_KEYS_FILE (the sorted distinct `row_key`s of the training rows), atomically."""
+    if held_out:
+        rows = ({**row, "source": name} for row, name in zip(held_out, sources, strict=True))
+        write_jsonl(Path(output_dir) / HELD_OUT_FILE, rows)
+    write_json(Path(output_dir) / TRAINED_KEYS_FILE, sorted({row_key(row) for row in train}))
+
+
+def read_trained_keys(run_dir: str | Path) -> set[str] | None:
+    """The keys a run wrote to TRAINED_KEYS_FILE; None for a run that wrote none (before it was written)."""
+    path = Path(run_dir) / TRAINED_KEYS_FILE
+    if not path.is_file():
+        return None
+    keys = json.loads(read_text(path))
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise InputError(path, None, None, "expected a JSON list of row keys")
+    return set(keys)

@@ -51,7 +51,7 @@ from rewardmodels.data_builders.decontaminate import (
     build_index,
     resolve_evals,
 )
-from rewardmodels.data_builders.mixing import parse_mix
+from rewardmodels.data_builders.mixing import TRAINED_KEYS_FILE, parse_mix, read_trained_keys
 from rewardmodels.data_builders.sources import load_rows
 from rewardmodels.errors import InputError
 from rewardmodels.eval.curate_report import write_report
@@ -178,6 +178,7 @@ class Inputs:
     described: list[dict]
     index: EvalIndex | None
     points: list
+    trained: set[str] | None  # keys of the pairs the checkpoints' run trained on (None: not recorded)
 
 
 def read_inputs(args) -> Inputs:
@@ -202,7 +203,23 @@ def read_inputs(args) -> Inputs:
                          f"--consistency-checkpoints {args.consistency_checkpoints} but the run has {len(points)}")  # fmt: skip
     for directory in args.scorer:
         read_manifest(directory)
-    return Inputs(recipe, pairs, described, index, points)
+    trained = read_trained_keys(args.checkpoints) if args.checkpoints else None
+    if trained is not None and not any(p.key in trained for p in pairs):
+        raise InputError(Path(args.checkpoints) / TRAINED_KEYS_FILE, None, None,
+                         "none of these pairs is among the pairs this run trained on: no LIM score to give")  # fmt: skip
+    if args.checkpoints and trained is None:
+        logger.warning(
+            "%s has no %s: every pair gets a LIM score, trained on or not",
+            args.checkpoints,
+            TRAINED_KEYS_FILE,
+        )
+    return Inputs(recipe, pairs, described, index, points, trained)
+
+
+def lim_pairs(inputs: Inputs) -> list:
+    """The pairs LIM scores: those the run trained on (all, when the run did not record them). A pair the
+    run never saw has no learning trajectory to compare, only a generalisation one."""
+    return [p for p in inputs.pairs if inputs.trained is None or p.key in inputs.trained]
 
 
 def score_points(args, pairs: list, points: list, out: Path) -> list[dict]:
@@ -238,8 +255,8 @@ def judge_margins(args, pairs: list, points: list, point_scores: list, out: Path
     return margins
 
 
-def lim_report(args, pairs: list, points: list, point_scores: list) -> dict:
-    """LIM over every pair from the checkpoints' margins, applied by `curation_steps.lim`."""
+def lim_report(args, pairs: list, points: list, point_scores: list, everyone: int) -> dict:
+    """LIM over `pairs` (`lim_pairs`) from the checkpoints' margins, applied by `curation_steps.lim`."""
     rows = [p.row for p in pairs]
     per_point = [margins_of(scores, rows) for scores in point_scores]
     signals = [[pair_signal(m[i], args.lim_signal) for m in per_point] for i in range(len(rows))]
@@ -250,6 +267,8 @@ def lim_report(args, pairs: list, points: list, point_scores: list) -> dict:
         "signal": args.lim_signal,
         "checkpoints": [p.name for p in points],
         "run": args.checkpoints,
+        "pairs_scored": len(pairs),
+        "pairs_not_trained_on": everyone - len(pairs),
     }
 
 
@@ -269,12 +288,15 @@ def main(argv: list[str] | None = None) -> int:
         found = steps.decontaminate(pairs, inputs.index, args.decontaminate_action, args.check_responses)
         report["decontamination"] = {**found, "ngram": args.ngram, "check_responses": args.check_responses,
                                      "files": inputs.index.files, "eval_rows": inputs.index.rows}  # fmt: skip
-    point_scores = score_points(args, pairs, points, out)
+    scored = lim_pairs(inputs) if points else []
+    if args.consistency_checkpoints:  # the checkpoints judge consistency too: every judged pair needs scores
+        scored = scored + steps.consistency_pairs(pairs)
+    point_scores = score_points(args, scored, points, out)
     if args.scorer or args.consistency_checkpoints:
         margins = judge_margins(args, pairs, points, point_scores, out)
         report["consistency"] = steps.consistency(pairs, margins, args.tau, args.inconsistent)
     if points:
-        report["lim"] = lim_report(args, pairs, points, point_scores)
+        report["lim"] = lim_report(args, lim_pairs(inputs), points, point_scores, len(pairs))
     report["length"] = steps.length(pairs, args.length_target, args.seed)
     report["counts"] = steps.counts(pairs)
     write_outputs(out, pairs, report, inputs.recipe)

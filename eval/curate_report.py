@@ -68,7 +68,9 @@ def markdown(report: dict) -> str:
         )
         means = ", ".join(f"{m:.3f}" for m in lim["mean_signal_by_checkpoint"])
         lines += ["", "## Learning impact (LIM)", "",
-                  f"Signal `{lim['signal']}` at checkpoints {', '.join(lim['checkpoints'])}; run mean per checkpoint "
+                  f"{lim['pairs_scored']} pairs the run trained on scored ({lim['pairs_not_trained_on']} it never saw "
+                  f"left unscored and kept), signal `{lim['signal']}` at checkpoints {', '.join(lim['checkpoints'])}; "
+                  "run mean per checkpoint "
                   f"{means}. Kept: {rule}; {lim['pairs_below']} kept pairs fell below (action: {lim['action']}). "
                   "Score quantiles: " + ", ".join(f"{q}: {v:.3f}" for q, v in lim["score_quantiles"].items()) + "."]  # fmt: skip
     size = report["length"]

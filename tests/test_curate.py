@@ -252,3 +252,22 @@ def test_from_recipe_writes_a_recipe_that_trains_on_the_curated_pairs(tmp_path):
     assert {row_key(r) for r in after[0]} <= {row_key(r) for r in before[0]}
     # a curated recipe is not curated again: the original is
     assert cli_main(["curate", "--from-recipe", str(out / "recipe.yaml"), "-o", str(tmp_path / "o2")]) == 2
+
+
+def test_lim_scores_only_the_pairs_the_run_trained_on(tiny_run, tmp_path):
+    run, data = tiny_run
+    rows = synthetic_pairs()
+    assert json.loads((run / "trained_keys.json").read_text()) == sorted({row_key(r) for r in rows})
+    unseen = [{"prompt": f"Never seen {i}?", "chosen": "yes", "rejected": "no"} for i in range(3)]
+    extra = write_jsonl(tmp_path / "extra.jsonl", unseen)
+    out = tmp_path / "out"
+    # threshold 2: every scored pair is below it (s <= 1), so exactly the trained pairs go
+    assert (
+        cli_main(["curate", data, extra, "--checkpoints", str(run), "--lim-threshold", "2", "-o", str(out)])
+        == 0
+    )
+    decisions = read_jsonl(out / "decisions.jsonl")
+    assert [d["action"] for d in decisions] == ["drop"] * 12 + ["keep"] * 3
+    assert all("lim" in d for d in decisions[:12]) and not any("lim" in d for d in decisions[12:])
+    lim = json.loads((out / "report.json").read_text())["lim"]
+    assert (lim["pairs_scored"], lim["pairs_not_trained_on"], lim["pairs_below"]) == (12, 3, 12)

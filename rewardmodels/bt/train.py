@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.trainer import BTTrainer
-from rewardmodels.data_builders.mixing import HELD_OUT_FILE, write_held_out
+from rewardmodels.data_builders.mixing import write_split
 from rewardmodels.data_builders.schema import drop_identical_token_pairs
 from rewardmodels.modeling import attn_implementation_of, load_tokenizer
 from rewardmodels.packing import make_pair_collator
@@ -27,8 +26,8 @@ logger = logging.getLogger("rewardmodels")
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BTConfig) -> BTTrainer:
     train_rows, eval_rows, eval_sources = load_train_eval_sources(data_args, "preference", args.seed)
-    if eval_rows and args.should_save:  # what `rewardmodels report curve` evaluates every checkpoint on
-        write_held_out(Path(args.output_dir) / HELD_OUT_FILE, eval_rows, eval_sources)
+    if args.should_save:  # the split, for `rewardmodels report curve` and `curate --checkpoints`
+        write_split(args.output_dir, train_rows, eval_rows, eval_sources)
     # Tokenized before the model loads: pairs that truncation makes identical are refused (or dropped) first.
     tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
     drop = data_args.invalid_rows == "drop"

@@ -19,9 +19,10 @@ a model load one):
                     (and the last --consistency-checkpoints checkpoints of --checkpoints); flagged when every
                     margin s(chosen) - s(rejected) < -tau, then dropped, flipped or reported (--inconsistent).
                     Flipping swaps chosen and rejected and removes the pair's `margin`; ties are never flagged.
-  --checkpoints     LIM (LIMR): every pair scored at every checkpoint of a BT run; a_i^k = 1[margin > 0] or
-                    sigmoid(margin); s_i = 1 - sum_k (a_i^k - abar^k)^2 / sum_k (1 - abar^k)^2; keep s >= 0.6
-                    (--lim-threshold) or the top --lim-top-fraction.
+  --checkpoints     LIM (LIMR): every pair the run trained on (its trained_keys.json) scored at every
+                    checkpoint of a BT run; a_i^k = 1[margin > 0] or sigmoid(margin);
+                    s_i = 1 - sum_k (a_i^k - abar^k)^2 / sum_k (1 - abar^k)^2; keep s >= 0.6 (--lim-threshold)
+                    or the top --lim-top-fraction. Pairs the run never saw are kept unscored.
   --length-target   per source, rebalance the share of pairs whose chosen is longer (in characters) to the
                     target by dropping a seeded sample of the majority side. The share is always reported.
 
@@ -30,8 +31,8 @@ another filter setting) scores only pairs it has not seen. Outputs, each written
 (flipped pairs flipped, each with its `source`), dropped.jsonl (each with `reason`, the filter that dropped
 it, and `flags`, all that was found), decisions.jsonl (key, source, action, reasons, and each pair's
 consistency margins and LIM score: what `curated=FILE` in a training spec applies, data_builders/mixing.py),
-overlaps.jsonl, report.json, report.md, report.png, and with
---from-recipe recipe.yaml: the recipe training on the curated pairs, held-out split unchanged.
+overlaps.jsonl, report.json, report.md, report.png, and with --from-recipe recipe.yaml: the recipe training
+on the curated pairs, its held-out split unchanged. docs/curation.md has the details.
 """
 
 from __future__ import annotations

@@ -223,19 +223,22 @@ def lim_pairs(inputs: Inputs) -> list:
     return [p for p in inputs.pairs if inputs.trained is None or p.key in inputs.trained]
 
 
-def score_points(args, pairs: list, points: list, out: Path) -> list[dict]:
-    """Every pair scored at every checkpoint (cached): one key -> (chosen, rejected) dict per point."""
-    options = scoring_options(args)
+def score_points(args, inputs: Inputs, out: Path) -> list[dict]:
+    """One key -> (chosen, rejected) dict per checkpoint (cached): the LIM pairs at every checkpoint, and the
+    pairs the consistency filter judges at the last --consistency-checkpoints ones, which judge them."""
+    lim_rows = [p.row for p in lim_pairs(inputs)]
+    judged = [p.row for p in steps.consistency_pairs(inputs.pairs)]
+    first_judge = len(inputs.points) - args.consistency_checkpoints
     return [
         score_pairs(
             lambda p=p: load_point_scorer(p.path, args.device),
-            [q.row for q in pairs],
+            lim_rows + (judged if k >= first_judge else []),
             out / "scores" / f"{cache_name(p.name, p.path)}.jsonl",
             fingerprint_of(p.path),
             desc=f"scoring {p.name}",
-            **options,
+            **scoring_options(args),
         )  # fmt: skip
-        for p in points
+        for k, p in enumerate(inputs.points)
     ]
 
 
@@ -289,10 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         found = steps.decontaminate(pairs, inputs.index, args.decontaminate_action, args.check_responses)
         report["decontamination"] = {**found, "ngram": args.ngram, "check_responses": args.check_responses,
                                      "files": inputs.index.files, "eval_rows": inputs.index.rows}  # fmt: skip
-    scored = lim_pairs(inputs) if points else []
-    if args.consistency_checkpoints:  # the checkpoints judge consistency too: every judged pair needs scores
-        scored = scored + steps.consistency_pairs(pairs)
-    point_scores = score_points(args, scored, points, out)
+    point_scores = score_points(args, inputs, out)
     if args.scorer or args.consistency_checkpoints:
         margins = judge_margins(args, pairs, points, point_scores, out)
         report["consistency"] = steps.consistency(pairs, margins, args.tau, args.inconsistent)

@@ -13,6 +13,10 @@ A training spec may end in mixing options after a `|`, in any order:
              sample of the remainder, so the source counts W times as much in every epoch
   name=NAME  the source's name in logs and per-source held-out metrics (default: the spec's prefix, or the
              file's stem for a plain file; a repeated name gets -2, -3, ...)
+  curated=F  apply a `rewardmodels curate` run's decisions (its decisions.jsonl) to the training rows, after
+             the held-out split and before the cap: dropped pairs are removed, flipped ones swapped. The
+             held-out rows are the uncurated run's, for any seed, so curated and uncurated runs are compared
+             on the same pairs (data_builders/curation.py)
 
 `|` separates the options from the builder's own `?` options: those belong to one raw format, these to any
 source. Each source is shuffled on its own, with a seed made of the run's seed and the source's position, so
@@ -22,13 +26,21 @@ exactly what the pooled split of a single source did before (same shuffle, same 
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rewardmodels.data_builders.curation import apply_decisions, read_decisions, row_key
 from rewardmodels.errors import InputError
+from rewardmodels.io import read_text, write_json, write_jsonl
 
-OPTION_KEYS = ("eval", "rows", "weight", "name")
+OPTION_KEYS = ("eval", "rows", "weight", "name", "curated")
+# What a training run writes to its output_dir about its split: the held-out rows, each with the `source` it
+# came from (`rewardmodels report curve` evaluates every checkpoint on them), and the keys of the distinct
+# rows it trained on (`rewardmodels curate --checkpoints` gives LIM scores to those only).
+HELD_OUT_FILE = "held_out.jsonl"
+TRAINED_KEYS_FILE = "trained_keys.json"
 
 
 @dataclass(frozen=True)
@@ -40,10 +52,16 @@ class MixSpec:
     eval_rows: int | None = None
     max_rows: int | None = None
     weight: float = 1.0
+    curated: str | None = None
 
     @property
     def has_options(self) -> bool:
-        return self.eval_rows is not None or self.max_rows is not None or self.weight != 1.0
+        return (
+            self.eval_rows is not None
+            or self.max_rows is not None
+            or self.weight != 1.0
+            or self.curated is not None
+        )
 
 
 @dataclass
@@ -87,7 +105,9 @@ def parse_mix_spec(text: str) -> MixSpec:
         raise InputError(
             None, None, "train_data", f"in {text!r}: eval >= 0, rows >= 1 and weight > 0 are required"
         )
-    return MixSpec(spec, values.get("name") or default_name(spec), eval_rows, max_rows, weight)
+    return MixSpec(
+        spec, values.get("name") or default_name(spec), eval_rows, max_rows, weight, values.get("curated")
+    )
 
 
 def parse_mix(specs: list[str]) -> list[MixSpec]:
@@ -97,7 +117,7 @@ def parse_mix(specs: list[str]) -> list[MixSpec]:
         mix = parse_mix_spec(text)
         seen[mix.name] = seen.get(mix.name, 0) + 1
         if seen[mix.name] > 1:
-            mix = MixSpec(mix.spec, f"{mix.name}-{seen[mix.name]}", mix.eval_rows, mix.max_rows, mix.weight)
+            mix = replace(mix, name=f"{mix.name}-{seen[mix.name]}")
         parsed.append(mix)
     return parsed
 
@@ -127,6 +147,12 @@ def mix_source(mix: MixSpec, rows: list, seed: int, position: int, eval_fraction
     held_out = [rows[i] for i in order[:n_eval]]
     # Nothing to draw: the rows keep their file order, as a run without mixing options always had them.
     train = [rows[i] for i in order[n_eval:]] if n_eval or mix.max_rows is not None else list(rows)
+    if mix.curated is not None:
+        train, _ = apply_decisions(train, read_decisions(mix.curated), mix.name, mix.curated)
+        if not train:
+            raise InputError(
+                mix.curated, None, None, f"curation dropped every training row of source '{mix.name}'"
+            )
     if mix.max_rows is not None:
         train = train[: mix.max_rows]  # already shuffled: the first N are a seeded sample
     distinct = len(train)
@@ -143,3 +169,23 @@ def summary(sources: list[MixedSource]) -> str:
             f"{s.name:<16} {s.read:>7} {len(s.held_out):>9} {s.distinct_train:>9} {len(s.train):>10}"
         )
     return "\n".join(lines)
+
+
+def write_split(output_dir: str | Path, train: list[dict], held_out: list[dict], sources: list[str]) -> None:
+    """HELD_OUT_FILE (the held-out rows, each with the name of its `source`; none when nothing is held out)
+    and TRAINED_KEYS_FILE (the sorted distinct `row_key`s of the training rows), atomically."""
+    if held_out:
+        rows = ({**row, "source": name} for row, name in zip(held_out, sources, strict=True))
+        write_jsonl(Path(output_dir) / HELD_OUT_FILE, rows)
+    write_json(Path(output_dir) / TRAINED_KEYS_FILE, sorted({row_key(row) for row in train}))
+
+
+def read_trained_keys(run_dir: str | Path) -> set[str] | None:
+    """The keys a run wrote to TRAINED_KEYS_FILE; None for a run that wrote none (before it was written)."""
+    path = Path(run_dir) / TRAINED_KEYS_FILE
+    if not path.is_file():
+        return None
+    keys = json.loads(read_text(path))
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise InputError(path, None, None, "expected a JSON list of row keys")
+    return set(keys)

@@ -34,6 +34,12 @@ COMMANDS: dict[str, dict[str | None, tuple[str, str]]] = {
         "compute-curve": ("rewardmodels.eval.compute_curve", "accuracy against verifier compute, from runs"),
         "robustness": ("rewardmodels.eval.robustness", "spurious transforms, length bias, RM-Bench styles"),
     },
+    "curate": {
+        None: ("rewardmodels.eval.curate", "decontaminate and filter preference pairs, with a report")
+    },
+    "report": {
+        "curve": ("rewardmodels.eval.learning_curve", "held-out accuracy against compute, fitted ceiling")
+    },
     "export": {None: ("rewardmodels.export", "merge LoRA and write a scorer directory")},
     "score": {None: ("rewardmodels.score", "score a file of prompt/response rows with a scorer")},
     "calibrate": {

@@ -31,6 +31,15 @@ class BTConfig(RewardConfigBase):
             "all pairs. At 0 ties add nothing to the loss (they still count in the mean)."
         },
     )
+    include_num_input_tokens_seen: bool = field(
+        default=True,
+        metadata={
+            "help": "Count the tokens the model is fed (transformers' `all`): trainer_state.json records them "
+            "as num_input_tokens_seen, which `rewardmodels report curve` turns into training compute. Every "
+            "position of input_ids counts: a tree's shared prompt once, and padding where a batch has some "
+            "(--packing none, eager attention's packed rows), since it is computed too."
+        },
+    )
     packing: str = field(
         default="auto",
         metadata={

@@ -6,6 +6,7 @@ import logging
 
 from rewardmodels.bt.config import BTConfig
 from rewardmodels.bt.trainer import BTTrainer
+from rewardmodels.data_builders.mixing import write_split
 from rewardmodels.data_builders.schema import drop_identical_token_pairs
 from rewardmodels.modeling import load_tokenizer
 from rewardmodels.tokenization import resolve_chat_template, tokenize_pairs
@@ -28,6 +29,8 @@ logger = logging.getLogger("rewardmodels")
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BTConfig) -> BTTrainer:
     read = canonical_reader("preference", data_args.column_map_dict())
     data = load_train_eval_data(data_args, args.seed, read)
+    if args.should_save:  # the split, for `rewardmodels report curve` and `curate --checkpoints`
+        write_split(args.output_dir, data.train, data.held_out, data.held_out_sources)
     # Tokenized before the model loads: pairs that truncation makes identical are refused (or dropped) first.
     tokenizer = load_tokenizer(model_args.model_name_or_path, trust_remote_code=model_args.trust_remote_code)
     drop = data_args.invalid_rows == "drop"
@@ -52,6 +55,7 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: BT
     manifest = base_manifest("bt", model_args, data_args, use_template, dropped_rows=data.dropped)
     manifest["truncated_train_pairs"] = cut
     manifest["identical_train_pairs_dropped"] = same
+    manifest["seed"] = args.seed  # the new head's initialisation: `report curve` rebuilds the step-0 model
     collator = run_collator("bt", args, data_args, model, tokenizer, manifest, train_set)
     return BTTrainer(
         **trainer_inputs(args, model, tokenizer, collator, manifest, train_set, eval_set, held_out)

@@ -42,7 +42,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import (
+    ArgumentParser,
+    HelpFormatter,
+    add_output_dir_argument,
+    add_progress_argument,
+    setup_logging,
+)
 from rewardmodels.data_builders import curation_steps as steps
 from rewardmodels.data_builders.curation import LIM_SIGNALS, pair_signal
 from rewardmodels.data_builders.decontaminate import (
@@ -70,9 +76,7 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="rewardmodels curate", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("pairs", nargs="*", help="Data specs of preference pairs (as --train_data takes them).")
     p.add_argument("--from-recipe", help="A training recipe YAML: its train_data specs are curated too.")
-    p.add_argument(
-        "-o", "--output-dir", required=True, help="Folder for the curated pairs, caches and report."
-    )
+    add_output_dir_argument(p, "Folder for the curated pairs, caches and report.", required=True)
     p.add_argument("--invalid-rows", choices=("error", "drop"),
                    help="Bad input rows: stop naming the row and field (error), or drop and count them. "
                    "Default: the recipe's invalid_rows, else error.")  # fmt: skip
@@ -122,7 +126,7 @@ def build_parser() -> ArgumentParser:
     run.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available).")
     run.add_argument("--batch-size", type=int, help="Sequences per forward (default: 1 on CPU, else 16).")
     run.add_argument("--rescore", action="store_true", help="Discard cached scores and score again.")
-    run.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+    add_progress_argument(run)
     return p
 
 

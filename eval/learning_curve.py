@@ -27,7 +27,13 @@ import logging
 import math
 from pathlib import Path
 
-from rewardmodels.cli_common import ArgumentParser, HelpFormatter, setup_logging
+from rewardmodels.cli_common import (
+    ArgumentParser,
+    HelpFormatter,
+    add_output_dir_argument,
+    add_progress_argument,
+    setup_logging,
+)
 from rewardmodels.data_builders.curation import is_tie, row_key
 from rewardmodels.data_builders.mixing import HELD_OUT_FILE
 from rewardmodels.data_builders.schema import preference_row_errors, validate_rows
@@ -92,9 +98,7 @@ def build_parser() -> ArgumentParser:
         help=f"Held-out pairs to score (.jsonl/.json/.parquet; a `source` field splits the accuracy). Default: "
         f"RUN_DIR/{HELD_OUT_FILE}, the held-out split the run wrote.",
     )
-    p.add_argument(
-        "--output-dir", help="Where curve.json, curve.png and the score caches go. Default: RUN_DIR/curve."
-    )
+    add_output_dir_argument(p, "Where curve.json, curve.png and the score caches go. Default: RUN_DIR/curve.")
     p.add_argument(
         "--r0",
         default="base",
@@ -114,7 +118,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument(
         "--rescore", action="store_true", help="Discard the cached scores and score every point again."
     )
-    p.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+    add_progress_argument(p)
     return p
 
 

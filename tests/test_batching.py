@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rewardmodels.errors import InputError
-from rewardmodels.packing import PADDED, decide_packing, manifest_batching
+from rewardmodels.packing import PADDED, decide_packing, manifest_batching, scoring_runs_trees
 
 PAIRS = [{"prefix_ids": [11, 12, 13], "chosen_ids": [14, 15], "rejected_ids": [16]}]
 UNSHARED_PAIRS = [{"prefix_ids": [], "chosen_ids": [14, 15], "rejected_ids": [16]}]
@@ -163,3 +163,18 @@ def test_export_writes_an_old_manifests_batching_in_the_new_vocabulary(tiny_scor
     (old_score,) = load_scorer(out, device="cpu").score(["What is 1 + 2?"], ["3"])
     (score,) = load_scorer(tiny_scorer, device="cpu").score(["What is 1 + 2?"], ["3"])
     assert old_score == pytest.approx(score, abs=1e-6)  # the same weights, loaded the same way
+
+
+@pytest.mark.parametrize(
+    "attention, exact, trees",
+    [
+        ("segments", True, True),  # the segmented kernel: a tree scores exactly as its sequences
+        ("segments", False, True),
+        ("mask", False, True),  # a dense tree mask: equal up to rounding, enough for a head's logit
+        ("mask", True, False),  # ... not for the long log-prob sums of DPO / implicit PRM scores
+        ("varlen", False, False),  # flash-attention varlen cannot express a tree
+        ("flex", False, False),
+    ],
+)
+def test_scoring_runs_trees_only_where_a_tree_scores_as_its_sequences(attention, exact, trees):
+    assert scoring_runs_trees(attention, exact) is trees

@@ -80,6 +80,7 @@ from rewardmodels.packing.choice import (
     decide_packing,
     manifest_batching,
     packing_choices,
+    scoring_runs_trees,
 )
 from rewardmodels.packing.collators import (
     PackedPairCollator,
@@ -118,6 +119,7 @@ __all__ = [
     "allowed_attention",
     "check_token_budget",
     "decide_packing",
+    "scoring_runs_trees",
     "first_fit_decreasing",
     "flex_block_mask",
     "group_blocks",

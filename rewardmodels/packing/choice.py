@@ -12,6 +12,9 @@ the decision between them, and how manifests written before this vocabulary read
   manifest `attention`  how its rows reached the attention kernel: a packed mode of `ATTENTION_MODES`
                         (segments, mask, varlen, flex; `packing_attention_for`), or `PADDED` for padded rows
 
+Scoring makes the same tree-or-not decision per call, not per run (`scoring_runs_trees`): a scorer runs the
+responses to one prompt as a tree only on a kernel whose tree scores equal the sequences' one by one.
+
 Manifests written before this vocabulary hold other `packing` values; `manifest_batching` reads both, and
 `LEGACY_PACKING` is the one place that lists the old ones.
 """
@@ -82,6 +85,19 @@ def decide_packing(
         )
         want_tree, reason = False, reason + "; flash-attention varlen cannot run a tree"
     return PackingDecision("tree" if want_tree else "packed", attention, reason)
+
+
+# Kernels whose tree scores equal each sequence's own: the segmented sdpa kernel exactly (float64 sums of the
+# causal scorers need that), and a dense tree mask up to float rounding (enough for a reward head's logit).
+EXACT_TREE_KERNELS = ("segments",)
+TREE_KERNELS = ("segments", "mask")
+
+
+def scoring_runs_trees(attention: str, exact: bool) -> bool:
+    """Whether a scorer on a model whose packed attention is `attention` scores a prompt's responses as one
+    tree: `exact` for log-prob scorers (DPO, implicit PRM), whose scores are small differences of long sums;
+    flash-attention varlen cannot express a tree, and flex is refused on CPU, so both score plain rows."""
+    return attention in (EXACT_TREE_KERNELS if exact else TREE_KERNELS)
 
 
 def manifest_batching(manifest: dict) -> tuple[str | None, str | None]:

@@ -18,7 +18,7 @@ from rewardmodels.modeling import (
     pick_device,
     require_safetensors,
 )
-from rewardmodels.packing import group_trees, packing_attention_for
+from rewardmodels.packing import group_trees, packing_attention_for, scoring_runs_trees
 from rewardmodels.scorers.capabilities import ScoresTexts
 from rewardmodels.scorers.reward_funcs import make_reward_func  # noqa: F401 (lives there; re-exported)
 
@@ -98,7 +98,10 @@ def group_batches(tokens: Sequence[int], members: Sequence[int], batch_size: int
 def runs_prompt_trees(*models: nn.Module | None) -> bool:
     """Whether every model given (None: absent) runs prompt-sharing trees through the segmented sdpa kernel,
     the one kernel that scores a tree exactly like its sequences one by one."""
-    return {packing_attention_for(attn_implementation_of(m)) for m in models if m is not None} == {"segments"}
+    present = [m for m in models if m is not None]
+    return bool(present) and all(
+        scoring_runs_trees(packing_attention_for(attn_implementation_of(m)), exact=True) for m in present
+    )
 
 
 def response_values(

@@ -112,10 +112,15 @@ class SequenceScorer:
         (flash-attention varlen, flex) get plain score_ids.
         """
         from rewardmodels.modeling import attn_implementation_of
-        from rewardmodels.packing import allowed_attention, layout_units, packing_attention_for
+        from rewardmodels.packing import (
+            allowed_attention,
+            layout_units,
+            packing_attention_for,
+            scoring_runs_trees,
+        )
 
         attention = packing_attention_for(attn_implementation_of(self.model))
-        if attention not in ("mask", "segments"):
+        if not scoring_runs_trees(attention, exact=False):
             return split_into_groups(self.score_ids([s for g in groups for s in g], batch_size), groups)
         values = [0.0] * sum(len(g) for g in groups)
         units = group_trees(groups, [[[len(s) - 1] for s in g] for g in groups])

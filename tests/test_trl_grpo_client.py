@@ -25,11 +25,30 @@ def recording(reward_func, calls: list):
     return wrapper
 
 
+def two_step_grpo_config(tmp_path, num_generations: int):
+    """Two GRPO steps of 4 completions of up to 6 tokens on CPU, a step size that moves a tiny policy."""
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=4,
+        num_generations=num_generations,
+        max_completion_length=6,
+        max_steps=2,
+        learning_rate=1e-2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+    )
+
+
 @pytest.mark.slow
 def test_bt_and_prm_scorers_drive_two_grpo_steps(tiny_scorer, tiny_prm_scorer, tiny_llama, tmp_path):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     bt, prm = rewardmodels.load_scorer(tiny_scorer), rewardmodels.load_scorer(tiny_prm_scorer)
     bt_calls, prm_calls = [], []
@@ -40,19 +59,7 @@ def test_bt_and_prm_scorers_drive_two_grpo_steps(tiny_scorer, tiny_prm_scorer, t
     policy = AutoModelForCausalLM.from_pretrained(tiny_llama)
     before = {n: p.detach().clone() for n, p in policy.named_parameters()}
     prompts = [[{"role": "user", "content": f"Compute {a} + {b}."}] for a, b in [(1, 2), (3, 4)]]
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=6,
-        max_steps=2,
-        learning_rate=1e-2,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-    )
+    args = two_step_grpo_config(tmp_path, num_generations=2)
     trainer = GRPOTrainer(
         model=policy,
         reward_funcs=[bt_func, prm_func],
@@ -87,7 +94,7 @@ def test_rlpr_reward_drives_two_grpo_steps_of_the_live_policy(tiny_llama, tmp_pa
 
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from rewardmodels.scorers.reference_probability import ReferenceProbabilityScorer
 
@@ -98,19 +105,7 @@ def test_rlpr_reward_drives_two_grpo_steps_of_the_live_policy(tiny_llama, tmp_pa
     reward = recording(scorer.as_reward_func(reference_column="reference"), calls)
     before = {n: p.detach().clone() for n, p in policy.named_parameters()}
     rows = [{"prompt": f"Compute {a} + {b}.", "reference": str(a + b)} for a, b in [(1, 2), (3, 4)]]
-    args = GRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=6,
-        max_steps=2,
-        learning_rate=1e-2,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-    )
+    args = two_step_grpo_config(tmp_path, num_generations=4)
     trainer = GRPOTrainer(
         model=policy,
         reward_funcs=[reward],

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rewardmodels.packing import packing_choices
 from rewardmodels.steps import PROBABILITY_AGGREGATIONS
-from rewardmodels.training.reward_config import RewardConfigBase, output_dir_field
+from rewardmodels.training.reward_config import RewardConfigBase, option, output_dir_field
 
 LABEL_MODES = ("hard", "soft")
 LOSS_TYPES = ("auto", "ce", "bce")
@@ -19,65 +19,48 @@ class PRMConfig(RewardConfigBase):
     """Step-level process reward model: a token-level head read at the separator after every step."""
 
     output_dir: str = output_dir_field("outputs/prm")
-    step_separator: str = field(
-        default="\n\n",
-        metadata={
-            "help": "Text placed after every step; the step's label is read at its last token. A string such as "
-            "'\\n\\n' (typed escapes \\n and \\t mean newline and tab; several tokens are fine), or a token "
-            "name with --separator_token."
-        },
+    step_separator: str = option(
+        "\n\n",
+        "Text placed after every step; the step's label is read at its last token. A string such as "
+        "'\\n\\n' (typed escapes \\n and \\t mean newline and tab; several tokens are fine), or a token "
+        "name with --separator_token.",
     )
-    separator_token: bool = field(
-        default=False,
-        metadata={
-            "help": "Make --step_separator one dedicated special token, as Qwen2.5-Math-PRM does with <extra_0>: "
-            "reused if the vocabulary has it, added (and the embeddings resized) if not. Under LoRA its "
-            "embedding row is trained and saved with the adapter."
-        },
+    separator_token: bool = option(
+        False,
+        "Make --step_separator one dedicated special token, as Qwen2.5-Math-PRM does with <extra_0>: "
+        "reused if the vocabulary has it, added (and the embeddings resized) if not. Under LoRA its "
+        "embedding row is trained and saved with the adapter.",
     )
-    label_mode: str = field(
-        default="hard",
-        metadata={
-            "help": "hard: labels are bools (or exactly 0/1); soft: labels are floats in [0, 1], e.g. the share "
-            "of Monte Carlo rollouts that reach the right answer."
-        },
+    label_mode: str = option(
+        "hard",
+        "hard: labels are bools (or exactly 0/1); soft: labels are floats in [0, 1], e.g. the share "
+        "of Monte Carlo rollouts that reach the right answer.",
     )
-    loss_type: str = field(
-        default="auto",
-        metadata={
-            "help": "ce: two-way head with cross-entropy (hard labels only); bce: one logit with binary "
-            "cross-entropy (hard or soft targets); auto: ce for hard labels, bce for soft ones."
-        },
+    loss_type: str = option(
+        "auto",
+        "ce: two-way head with cross-entropy (hard labels only); bce: one logit with binary "
+        "cross-entropy (hard or soft targets); auto: ce for hard labels, bce for soft ones.",
     )
-    train_on_last_step_only: bool = field(
-        default=False,
-        metadata={
-            "help": "Train on the label of each solution's final step only (evaluation still reads every step)."
-        },
+    train_on_last_step_only: bool = option(
+        False, "Train on the label of each solution's final step only (evaluation still reads every step)."
     )
-    aggregation: str = field(
-        default="min",
-        metadata={
-            "help": f"How the exported scorer turns step probabilities into one score: {', '.join(PROBABILITY_AGGREGATIONS)}. "
-            "Written to the manifest; a scorer can override it when loaded."
-        },
+    aggregation: str = option(
+        "min",
+        f"How the exported scorer turns step probabilities into one score: {', '.join(PROBABILITY_AGGREGATIONS)}. "
+        "Written to the manifest; a scorer can override it when loaded.",
     )
-    response_step_split: str | None = field(
-        default=None,
-        metadata={
-            "help": "How the scorer splits a whole response into steps for score(): defaults to the separator "
-            "when it is a string, and to '\\n\\n' with --separator_token."
-        },
+    response_step_split: str | None = option(
+        None,
+        "How the scorer splits a whole response into steps for score(): defaults to the separator "
+        "when it is a string, and to '\\n\\n' with --separator_token.",
     )
-    packing: str = field(
-        default="packed",
-        metadata={
-            "help": f"How solutions are batched ({', '.join(packing_choices(pairs=False))}; no tree: a "
-            "solution is one sequence). auto and packed: each solution once, without padding, in one row per "
-            "batch (sdpa) or rows as wide as the longest solution (eager), every solution keeping its own "
-            "positions and attending only to itself; none: padded rows. All give the same step scores and "
-            "losses (see docs/packing.md)."
-        },
+    packing: str = option(
+        "packed",
+        f"How solutions are batched ({', '.join(packing_choices(pairs=False))}; no tree: a "
+        "solution is one sequence). auto and packed: each solution once, without padding, in one row per "
+        "batch (sdpa) or rows as wide as the longest solution (eager), every solution keeping its own "
+        "positions and attending only to itself; none: padded rows. All give the same step scores and "
+        "losses (see docs/packing.md).",
     )
 
     def __post_init__(self):

@@ -15,6 +15,11 @@ from transformers import TrainingArguments
 from rewardmodels.errors import InputError
 
 
+def option(default, help: str):
+    """A config field with its `--help` text: what every method config's fields are, written once."""
+    return field(default=default, metadata={"help": help})
+
+
 def output_dir_field(default: str):
     """The `output_dir` field of a method's config, with that method's default directory."""
     return field(default=default, metadata={"help": "Where checkpoints and the final model are written."})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -271,3 +272,32 @@ def test_lim_scores_only_the_pairs_the_run_trained_on(tiny_run, tmp_path):
     assert all("lim" in d for d in decisions[:12]) and not any("lim" in d for d in decisions[12:])
     lim = json.loads((out / "report.json").read_text())["lim"]
     assert (lim["pairs_scored"], lim["pairs_not_trained_on"], lim["pairs_below"]) == (12, 3, 12)
+
+
+def test_the_shipped_curated_recipe_applies_to_the_shared_data_and_keeps_the_held_out_split():
+    """recipes/bt/smollm2_mix_curated.yaml's shipped decisions cover every training row of the shared data
+    (a changed source would be refused), its held-out pairs are the uncurated recipe's, and its training rows
+    are a subset of the uncurated pool with none of the decontaminated pairs left."""
+    import gzip
+
+    from rewardmodels.data_builders.curation import row_key
+    from rewardmodels.training.arguments import DataArguments, read_recipe
+    from rewardmodels.training.run import load_train_eval_sources
+    from tests.conftest import shared_data
+
+    shared_data("prm800k_phase1_stepwise_train.parquet")
+    recipes = Path(__file__).resolve().parents[1] / "recipes" / "bt"
+    loaded = {}
+    for name in ("smollm2_mix", "smollm2_mix_curated"):
+        recipe = read_recipe(recipes / f"{name}.yaml")
+        data = DataArguments(train_data=recipe.values["train_data"], invalid_rows="drop")
+        loaded[name] = load_train_eval_sources(data, "preference", 0)
+    (plain_train, plain_held, plain_src), (cur_train, cur_held, cur_src) = loaded.values()
+    assert [row_key(r) for r in cur_held] == [row_key(r) for r in plain_held] and cur_src == plain_src
+    with gzip.open(recipes / "curated" / "smollm2_mix_decisions.jsonl.gz", "rt") as f:
+        decisions = [json.loads(line) for line in f]
+    contaminated = {d["key"] for d in decisions if any(r.startswith("contaminated") for r in d["reasons"])}
+    assert len(contaminated) == 12  # the report's count: 10 with MATH-500, 2 with the RewardBench sample
+    cur_keys = {row_key(r) for r in cur_train}
+    assert not cur_keys & contaminated
+    assert len(cur_train) < len(plain_train)

@@ -56,7 +56,7 @@ def load_trained_model(checkpoint: Path, manifest: dict, num_labels: int = 1):
     base in float32, a full fine-tune in the dtype it was saved in."""
     from transformers import AutoTokenizer
 
-    from rewardmodels.modeling import load_backbone
+    from rewardmodels.modeling import load_backbone, peft_probe_quiet
 
     head = manifest_head(manifest)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
@@ -71,7 +71,8 @@ def load_trained_model(checkpoint: Path, manifest: dict, num_labels: int = 1):
             device="cpu",
             tokenizer=tokenizer,
         )
-        model = PeftModel.from_pretrained(base, checkpoint).merge_and_unload()
+        with peft_probe_quiet():
+            model = PeftModel.from_pretrained(base, checkpoint).merge_and_unload()
     else:
         model = load_backbone(
             str(checkpoint),

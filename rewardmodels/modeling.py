@@ -272,11 +272,18 @@ def _wrap_lora(model: nn.Module, head: str, lora: LoraSettings, trainable_token_
         modules_to_save=None if head == "causal_lm" else [head_module_name(model)],
         **({"trainable_token_indices": list(trainable_token_ids)} if trainable_token_ids else {}),
     )
-    with warnings.catch_warnings():
-        # peft probes the deprecated `is_gradient_checkpointing` property; the FutureWarning is peft's to fix
-        # and says nothing about this run, so it is kept out of every training log.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    with peft_probe_quiet():
         return get_peft_model(model, config)
+
+
+@contextlib.contextmanager
+def peft_probe_quiet() -> Iterator[None]:
+    """Within the block, peft's probe of the deprecated `is_gradient_checkpointing` property (when it wraps a
+    model: training's LoRA, export's merge) stays out of the log: the FutureWarning is peft's to fix and says
+    nothing about the run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from rewardmodels.data_builders import synthetic
+from rewardmodels.data_builders.chain_rows import load_chain_rows
 from rewardmodels.data_builders.sources import load_rows
-from rewardmodels.data_builders.verification_cots import load_chain_rows
 from rewardmodels.verification import load_format, parse_chain
 
 N = 60

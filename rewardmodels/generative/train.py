@@ -40,7 +40,7 @@ logger = logging.getLogger("rewardmodels")
 
 def chain_reader(fmt) -> RowReader:
     """The shared data path's reader of chain rows in verification format `fmt`."""
-    from rewardmodels.data_builders.verification_cots import read_chain_rows
+    from rewardmodels.data_builders.chain_rows import read_chain_rows
 
     def read(specs: list[str], drop: bool, max_rows: int | None):
         return read_chain_rows(specs, fmt, drop, max_rows)
@@ -49,7 +49,7 @@ def chain_reader(fmt) -> RowReader:
 
 
 def build_trainer(model_args: ModelArguments, data_args: DataArguments, args: GenerativeConfig):
-    from rewardmodels.data_builders.verification_cots import chain_source_counts
+    from rewardmodels.data_builders.chain_rows import chain_source_counts
     from rewardmodels.verification import load_format
 
     fmt = load_format(args.verification_format)

@@ -294,7 +294,7 @@ def _flagged(importer: str, source: str) -> list[str]:
     return [v.split(" [")[1].split(":")[0] for v in found]
 
 
-def test_response_tokens_trainer_config_and_the_sampling_package_are_placed():
+def test_response_tokens_reward_config_and_the_sampling_package_are_placed():
     # causal.response_tokens is core: it may not reach up into eval
     assert _flagged("rewardmodels.causal.response_tokens", "from rewardmodels.eval import report\n") == [
         "core imports no method, eval or builder"

@@ -211,3 +211,11 @@ def test_score_endpoint_takes_one_reference_per_response(tiny_lm):
             assert status == 400 and message in reply["error"], reply
         status, reply, _ = call(url + "/get_reward", {"prompts": prompts, "responses": responses})
         assert status == 400 and "POST /score with" in reply["error"]
+        # TRL through the server: the dataset's reference column travels as /score's references
+        from rewardmodels.serving.client import remote_reward_func
+
+        remote = remote_reward_func(url, reference_column="answer", asynchronous=False, retries=0)
+        got = remote(prompts=prompts, completions=responses, answer=["10", "11"], trainer_state=None)
+        assert got == pytest.approx(expected, abs=1e-6)
+        with pytest.raises(ValueError, match="no 'answer' column to send as references; columns: reference"):
+            remote(prompts=prompts, completions=responses, reference=["10", "11"], trainer_state=None)

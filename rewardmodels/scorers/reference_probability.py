@@ -59,11 +59,10 @@ from rewardmodels.causal.response_tokens import EncodedResponse, encode_response
 from rewardmodels.errors import InputError
 from rewardmodels.scorers.base import MANIFEST_NAME, load_for_scoring, response_values
 from rewardmodels.scorers.options import DEFAULT_OPTIONS, ScorerOptions
+from rewardmodels.scorers.reward_funcs import TRAINER_KEYWORDS
 from rewardmodels.tokenization import as_messages
 
 FALLBACK_LEAD_IN = "\nThe answer is "
-# What TRL's GRPOTrainer passes a reward function besides the dataset's columns.
-TRAINER_KEYWORDS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
 # Manifest options and the types they take (`from_directory` checks them before any model loads).
 MANIFEST_OPTIONS: dict[str, tuple[type, ...]] = {
     "model": (str,),

@@ -60,6 +60,9 @@ from rewardmodels.scorers.capabilities import (
 )
 from rewardmodels.steps import PROBABILITY_AGGREGATIONS, aggregate, check_aggregation, split_response
 
+# What TRL's GRPOTrainer passes a reward function besides the dataset's columns.
+TRAINER_KEYWORDS = frozenset({"trainer_state", "log_extra", "log_metric", "environments"})
+
 Clip = tuple[float | None, float | None]
 
 
@@ -190,16 +193,18 @@ def scorer_lock(scorer) -> threading.Lock:
 
 
 def make_reward_func(
-    score: Callable[[list, list], list[float]], name: str, asynchronous: bool = False
+    score: Callable[..., list[float]], name: str, asynchronous: bool = False, pass_columns: bool = False
 ) -> Callable:
     """A plain `score(prompts, completions)` callable behind TRL's signature: lengths checked, NaN -> None,
-    keywords accepted and ignored; `asynchronous` runs it in a worker thread."""
+    keywords accepted and ignored, or, with `pass_columns`, handed on as `score(prompts, completions,
+    keywords)` (TRL passes the dataset's columns that way); `asynchronous` runs it in a worker thread."""
 
-    def call(prompts, completions) -> list[float | None]:
+    def call(prompts, completions, columns: dict) -> list[float | None]:
         prompts, completions = list(prompts), list(completions)
         if len(prompts) != len(completions):
             raise ValueError(f"{name}: {len(prompts)} prompts but {len(completions)} completions")
-        values = [float(v) for v in score(prompts, completions)] if completions else []
+        extra = (columns,) if pass_columns else ()
+        values = [float(v) for v in score(prompts, completions, *extra)] if completions else []
         if len(values) != len(completions):
             raise ValueError(f"{name}: {len(values)} scores for {len(completions)} completions")
         return [None if math.isnan(v) else v for v in values]
@@ -207,12 +212,12 @@ def make_reward_func(
     if asynchronous:
 
         async def reward_func(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
-            return await asyncio.to_thread(call, prompts, completions)
+            return await asyncio.to_thread(call, prompts, completions, kwargs)
 
     else:
 
         def reward_func(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
-            return call(prompts, completions)
+            return call(prompts, completions, kwargs)
 
     reward_func.__name__ = reward_func.__qualname__ = name
     return reward_func

@@ -7,7 +7,9 @@ By default it is `async def`, so TRL awaits it concurrently with its other async
 server batches this trainer's requests with everyone else's. A 503 is retried after the server's
 Retry-After (at most `retries` times, at most 60 s each), as are refused connections; any other error
 status raises with the server's message. `calibrated=True` (or False) asks for the server's calibrated
-probabilities (or raw scores) whatever its --calibrated says. Only the standard library is used.
+probabilities (or raw scores) whatever its --calibrated says. `reference_column="reference"` sends that
+dataset column (TRL passes every column as a keyword) as /score's `references`, for a server that scores
+against a reference answer (RLPR's `reference_probability` kind). Only the standard library is used.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from rewardmodels.scorers.reward_funcs import make_reward_func
+from rewardmodels.scorers.reward_funcs import TRAINER_KEYWORDS, make_reward_func
 from rewardmodels.serving.auth import TOKEN_ENV, read_token
 
 
@@ -52,12 +54,15 @@ def remote_scores(
     retries: int,
     backoff: float,
     calibrated: bool | None = None,
+    references: list | None = None,
 ) -> list[float | None]:
     """The server's /score scores for prompts and completions (see the module docstring for retries)."""
     endpoint = url.rstrip("/") + "/score"
     body = {"prompts": prompts, "responses": completions}
     if calibrated is not None:
         body["calibrated"] = calibrated
+    if references is not None:
+        body["references"] = references
     last = ""
     for attempt in range(retries + 1):
         try:
@@ -87,17 +92,27 @@ def remote_reward_func(
     backoff: float = 1.0,
     asynchronous: bool = True,
     calibrated: bool | None = None,
+    reference_column: str | None = None,
 ) -> Callable:
     """A TRL reward function scoring through the server at `url`; the token defaults to `$RM_SERVE_TOKEN`;
-    `calibrated` None leaves it to the server's --calibrated."""
+    `calibrated` None leaves it to the server's --calibrated; `reference_column` names the dataset column
+    sent as `references` (a call without it raises a ValueError naming the column and those present)."""
     token = token if token is not None else read_token(token_env)
 
-    def score(prompts: list, completions: list) -> list[float]:
+    def score(prompts: list, completions: list, columns: dict) -> list[float]:
+        references = None
+        if reference_column is not None:
+            if reference_column not in columns:
+                present = ", ".join(sorted(k for k in columns if k not in TRAINER_KEYWORDS)) or "none"
+                raise ValueError(
+                    f"{name}: no {reference_column!r} column to send as references; columns: {present}"
+                )
+            references = list(columns[reference_column])
         values = remote_scores(url, prompts, completions, token=token, timeout=timeout, retries=retries,
-                               backoff=backoff, calibrated=calibrated)  # fmt: skip
+                               backoff=backoff, calibrated=calibrated, references=references)  # fmt: skip
         return [float("nan") if v is None else v for v in values]
 
-    return make_reward_func(score, name, asynchronous)
+    return make_reward_func(score, name, asynchronous, pass_columns=True)
 
 
 __all__ = ["RemoteScoringError", "remote_reward_func", "remote_scores"]

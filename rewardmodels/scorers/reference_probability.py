@@ -339,40 +339,26 @@ def reference_probability_reward_func(
     without that column raises a ValueError naming it and the columns that are there; a row whose reference
     is None or empty gets None ("not scored"). Calls hold the scorer's lock (`reward_funcs.scorer_lock`);
     `asynchronous` gives an `async def` function that scores in a worker thread."""
-    import asyncio
-
-    from rewardmodels.scorers.reward_funcs import scorer_lock
+    from rewardmodels.scorers.reward_funcs import make_reward_func, scorer_lock
 
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     lock = scorer_lock(scorer)
     batch = {} if batch_size is None else {"batch_size": batch_size}
 
-    def call(prompts, completions, columns: dict) -> list[float | None]:
+    def score(prompts: list, completions: list, columns: dict) -> list[float]:
         if reference_column not in columns:
             present = sorted(k for k in columns if k not in TRAINER_KEYWORDS)
             raise ValueError(
                 f"{name}: the dataset has no {reference_column!r} column with the reference answers; its "
                 f"columns: {', '.join(present) or 'none'} (choose one with reference_column=)"
             )
-        prompts, completions = list(prompts), list(completions)
-        references = list(columns[reference_column])
         with lock:
-            values = scorer.score_with_references(prompts, completions, references, **batch)
-        return [None if math.isnan(v) else float(v) for v in values]
+            return scorer.score_with_references(
+                prompts, completions, list(columns[reference_column]), **batch
+            )
 
-    if asynchronous:
-
-        async def reward_func(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
-            return await asyncio.to_thread(call, prompts, completions, kwargs)
-
-    else:
-
-        def reward_func(prompts, completions, completion_ids=None, **kwargs) -> list[float | None]:
-            return call(prompts, completions, kwargs)
-
-    reward_func.__name__ = reward_func.__qualname__ = name
-    return reward_func
+    return make_reward_func(score, name, asynchronous, pass_columns=True)
 
 
 __all__ = [
